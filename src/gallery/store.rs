@@ -1,0 +1,973 @@
+//! The gallery on disk: one postcard file with a checked header, saved atomically, with one
+//! backup generation at `<path>.bak`.
+//!
+//! Layout: `postcard(Header)` then the body `postcard((next_id, people))`. The header's `crc32`
+//! covers every header byte before it and the whole body, so a flipped bit in the embedder id
+//! reads as damage (and falls back to the backup) rather than as a foreign gallery.
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::{EmbedderId, Gallery, GalleryError, Person};
+
+pub const MAGIC: [u8; 8] = *b"FGGALLRY";
+pub const FORMAT_VERSION: u16 = 1;
+/// More than the largest possible header (89 bytes), so `inspect` reads one small block.
+const HEADER_READ_LIMIT: u64 = 128;
+
+/// The header exactly as written; `decode` reads it field by field so that a newer version is
+/// recognised before the rest of its header is parsed.
+#[derive(Serialize, Deserialize)]
+struct Header {
+    magic: [u8; 8],
+    version: u16,
+    embedder: EmbedderId,
+    body_len: u32,
+    crc32: u32,
+}
+
+/// What is wrong with a gallery file's bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("the file is truncated")]
+    Truncated,
+    #[error("not a facegate gallery file (wrong magic bytes)")]
+    BadMagic,
+    #[error("{}", unsupported_version(*.0))]
+    UnsupportedVersion(u16),
+    #[error("the file has {extra} bytes more than its header says")]
+    TrailingData { extra: usize },
+    #[error(
+        "checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the file is damaged"
+    )]
+    ChecksumMismatch { stored: u32, computed: u32 },
+    #[error("cannot decode: {0}")]
+    Decode(postcard::Error),
+    #[error("inconsistent contents: {0}")]
+    Inconsistent(String),
+}
+
+fn unsupported_version(v: u16) -> String {
+    if v > FORMAT_VERSION {
+        format!(
+            "format version {v} was written by a newer facegate (this one reads version \
+             {FORMAT_VERSION}): upgrade facegate"
+        )
+    } else {
+        format!("unknown format version {v}")
+    }
+}
+
+fn take<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<(T, &'a [u8]), FormatError> {
+    postcard::take_from_bytes(bytes).map_err(|e| match e {
+        postcard::Error::DeserializeUnexpectedEnd => FormatError::Truncated,
+        e => FormatError::Decode(e),
+    })
+}
+
+/// A parsed header and where its parts end.
+struct Parsed {
+    header: Header,
+    /// Bytes before the crc field: the part of the header the crc covers.
+    crc_prefix_len: usize,
+    header_len: usize,
+}
+
+fn parse_header(bytes: &[u8]) -> Result<Parsed, FormatError> {
+    let n = bytes.len().min(MAGIC.len());
+    if bytes[..n] != MAGIC[..n] {
+        return Err(FormatError::BadMagic);
+    }
+    let (magic, rest) = take::<[u8; 8]>(bytes)?;
+    let (version, rest) = take::<u16>(rest)?;
+    if version != FORMAT_VERSION {
+        return Err(FormatError::UnsupportedVersion(version));
+    }
+    let (embedder, rest) = take::<EmbedderId>(rest)?;
+    let (body_len, rest) = take::<u32>(rest)?;
+    let crc_prefix_len = bytes.len() - rest.len();
+    let (crc32, rest) = take::<u32>(rest)?;
+    Ok(Parsed {
+        header: Header {
+            magic,
+            version,
+            embedder,
+            body_len,
+            crc32,
+        },
+        crc_prefix_len,
+        header_len: bytes.len() - rest.len(),
+    })
+}
+
+/// The bytes of a gallery file.
+pub fn encode(gallery: &Gallery) -> Result<Vec<u8>, GalleryError> {
+    let body =
+        postcard::to_allocvec(&(gallery.next_id, &gallery.people)).map_err(GalleryError::Encode)?;
+    let body_len = u32::try_from(body.len()).map_err(|_| GalleryError::TooLarge(body.len()))?;
+    let prefix = (MAGIC, FORMAT_VERSION, &gallery.embedder, body_len);
+    let mut out = postcard::to_allocvec(&prefix).map_err(GalleryError::Encode)?;
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&out);
+    crc.update(&body);
+    out = postcard::to_extend(&crc.finalize(), out).map_err(GalleryError::Encode)?;
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Parse and check a whole gallery file.
+pub fn decode(bytes: &[u8]) -> Result<Gallery, FormatError> {
+    let parsed = parse_header(bytes)?;
+    let header = parsed.header;
+    let body = &bytes[parsed.header_len..];
+    let want = header.body_len as usize;
+    if body.len() < want {
+        return Err(FormatError::Truncated);
+    }
+    if body.len() > want {
+        return Err(FormatError::TrailingData {
+            extra: body.len() - want,
+        });
+    }
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&bytes[..parsed.crc_prefix_len]);
+    crc.update(body);
+    let computed = crc.finalize();
+    if computed != header.crc32 {
+        return Err(FormatError::ChecksumMismatch {
+            stored: header.crc32,
+            computed,
+        });
+    }
+    // The checksum matched, so a short body is a writer bug, not truncation: report Decode.
+    let ((next_id, people), rest) =
+        postcard::take_from_bytes::<(u32, Vec<Person>)>(body).map_err(FormatError::Decode)?;
+    if !rest.is_empty() {
+        return Err(FormatError::Inconsistent(format!(
+            "{} unread bytes after the body",
+            rest.len()
+        )));
+    }
+    Gallery::from_parts(header.embedder, next_id, people).map_err(FormatError::Inconsistent)
+}
+
+/// What the header of a gallery file says, for `facegate doctor`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderSummary {
+    pub version: u16,
+    pub embedder: EmbedderId,
+    pub body_len: u32,
+    pub crc32: u32,
+    pub header_len: usize,
+    pub file_len: u64,
+}
+
+impl HeaderSummary {
+    /// Whether the file is as long as its header says (the body itself is not checked).
+    pub fn length_matches(&self) -> bool {
+        self.file_len == self.header_len as u64 + u64::from(self.body_len)
+    }
+}
+
+/// Read only the header of the gallery file at `path`.
+pub fn inspect(path: impl AsRef<Path>) -> Result<HeaderSummary, GalleryError> {
+    let path = path.as_ref();
+    let file = File::open(path).map_err(io_err("opening", path))?;
+    let file_len = file.metadata().map_err(io_err("reading", path))?.len();
+    let mut head = Vec::new();
+    file.take(HEADER_READ_LIMIT)
+        .read_to_end(&mut head)
+        .map_err(io_err("reading", path))?;
+    let parsed = parse_header(&head).map_err(|error| GalleryError::Unreadable {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let h = parsed.header;
+    Ok(HeaderSummary {
+        version: h.version,
+        embedder: h.embedder,
+        body_len: h.body_len,
+        crc32: h.crc32,
+        header_len: parsed.header_len,
+        file_len,
+    })
+}
+
+/// Where a loaded gallery came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoadSource {
+    Main,
+    /// The main file was missing or unusable; the next save writes a new main and moves a
+    /// damaged one aside.
+    Backup {
+        main_error: String,
+    },
+    /// Neither file exists: a new, empty gallery.
+    New,
+}
+
+#[derive(Debug)]
+pub struct Loaded {
+    pub gallery: Gallery,
+    pub source: LoadSource,
+}
+
+/// The gallery file at one path, its backup at `<path>.bak`.
+#[derive(Clone, Debug)]
+pub struct GalleryStore {
+    path: PathBuf,
+}
+
+/// What `save` found at the main path before replacing it.
+enum Current {
+    Missing,
+    Good,
+    Bad,
+}
+
+impl GalleryStore {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn backup_path(&self) -> PathBuf {
+        with_suffix(&self.path, ".bak")
+    }
+
+    /// Load the gallery made by `expected`, falling back to the backup when the main file is
+    /// missing or damaged. Never returns an empty gallery while either file exists.
+    pub fn load(&self, expected: &EmbedderId) -> Result<Loaded, GalleryError> {
+        let main_error = match read_gallery(&self.path) {
+            Ok(gallery) => {
+                check_embedder(&self.path, &gallery, expected)?;
+                return Ok(Loaded {
+                    gallery,
+                    source: LoadSource::Main,
+                });
+            }
+            // A newer facegate's gallery is not damage: falling back to an older backup would
+            // hide the newer enrolments, so stop here.
+            Err(e) if is_newer_format(&e) => return Err(e),
+            Err(e) => e,
+        };
+        let backup = self.backup_path();
+        match read_gallery(&backup) {
+            Ok(gallery) => {
+                check_embedder(&backup, &gallery, expected)?;
+                Ok(Loaded {
+                    gallery,
+                    source: LoadSource::Backup {
+                        main_error: main_error.to_string(),
+                    },
+                })
+            }
+            Err(backup_error) if is_not_found(&main_error) && is_not_found(&backup_error) => {
+                Ok(Loaded {
+                    gallery: Gallery::new(expected.clone()),
+                    source: LoadSource::New,
+                })
+            }
+            Err(backup_error) => Err(GalleryError::NoUsableCopy {
+                main: Box::new(main_error),
+                backup: Box::new(backup_error),
+            }),
+        }
+    }
+
+    /// Replace the gallery file atomically and durably. A good current main becomes the
+    /// backup; a damaged one is moved aside to `<path>.corrupt-<unix seconds>` and the backup
+    /// is kept. On error the main and backup files are as they were.
+    pub fn save(&self, gallery: &Gallery) -> Result<(), GalleryError> {
+        let bytes = encode(gallery)?;
+        let dir = folder_of(&self.path)?;
+        match fs::metadata(&dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(GalleryError::FolderMissing { dir })
+            }
+            Err(e) => return Err(io_err("checking folder", &dir)(e)),
+            Ok(_) => {}
+        }
+        let current = self.current_main()?;
+        let tmp = with_suffix(&self.path, &format!(".tmp-{}", std::process::id()));
+        let result = write_synced(&tmp, &bytes).and_then(|()| self.install(&tmp, current));
+        if result.is_err() {
+            // Best effort: the error that matters is the one being returned.
+            let _ = fs::remove_file(&tmp);
+        }
+        result?;
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err("syncing folder", &dir))
+    }
+
+    fn current_main(&self) -> Result<Current, GalleryError> {
+        let bytes = match fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Current::Missing),
+            // Unreadable counts as damaged: it is moved aside, not deleted.
+            Err(_) => return Ok(Current::Bad),
+        };
+        match decode(&bytes) {
+            Ok(_) => Ok(Current::Good),
+            Err(FormatError::UnsupportedVersion(v)) if v > FORMAT_VERSION => {
+                Err(GalleryError::Unreadable {
+                    path: self.path.clone(),
+                    error: FormatError::UnsupportedVersion(v),
+                })
+            }
+            Err(_) => Ok(Current::Bad),
+        }
+    }
+
+    /// Move the synced `tmp` into place, undoing earlier renames if a later one fails.
+    fn install(&self, tmp: &Path, current: Current) -> Result<(), GalleryError> {
+        let main = self.path.as_path();
+        match current {
+            Current::Missing => rename(tmp, main),
+            Current::Bad => {
+                let aside = self.corrupt_aside_path();
+                rename(main, &aside)?;
+                rename(tmp, main).inspect_err(|_| {
+                    let _ = fs::rename(&aside, main);
+                })
+            }
+            Current::Good => {
+                let backup = self.backup_path();
+                // The old backup is stashed rather than overwritten, so a failure in the next
+                // two renames can put everything back.
+                let stash = with_suffix(&backup, &format!(".old-{}", std::process::id()));
+                let stashed = match fs::rename(&backup, &stash) {
+                    Ok(()) => true,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+                    Err(error) => return Err(rename_err(&backup, &stash, error)),
+                };
+                let unstash = || {
+                    if stashed {
+                        let _ = fs::rename(&stash, &backup);
+                    }
+                };
+                if let Err(e) = rename(main, &backup) {
+                    unstash();
+                    return Err(e);
+                }
+                if let Err(e) = rename(tmp, main) {
+                    let _ = fs::rename(&backup, main);
+                    unstash();
+                    return Err(e);
+                }
+                if stashed {
+                    // The save has succeeded; a leftover stash only wastes space.
+                    let _ = fs::remove_file(&stash);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn corrupt_aside_path(&self) -> PathBuf {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let base = with_suffix(&self.path, &format!(".corrupt-{secs}"));
+        // Two damaged mains within one second must not overwrite each other.
+        let mut candidate = base.clone();
+        let mut n = 1;
+        while candidate.symlink_metadata().is_ok() {
+            candidate = with_suffix(&base, &format!("-{n}"));
+            n += 1;
+        }
+        candidate
+    }
+}
+
+fn read_gallery(path: &Path) -> Result<Gallery, GalleryError> {
+    let bytes = fs::read(path).map_err(io_err("reading", path))?;
+    decode(&bytes).map_err(|error| GalleryError::Unreadable {
+        path: path.to_path_buf(),
+        error,
+    })
+}
+
+fn check_embedder(
+    path: &Path,
+    gallery: &Gallery,
+    expected: &EmbedderId,
+) -> Result<(), GalleryError> {
+    if gallery.embedder() == expected {
+        return Ok(());
+    }
+    Err(GalleryError::ForeignEmbedder {
+        path: path.to_path_buf(),
+        found: Box::new(gallery.embedder().clone()),
+        expected: Box::new(expected.clone()),
+    })
+}
+
+fn is_not_found(e: &GalleryError) -> bool {
+    matches!(e, GalleryError::Io { error, .. } if error.kind() == io::ErrorKind::NotFound)
+}
+
+fn is_newer_format(e: &GalleryError) -> bool {
+    matches!(
+        e,
+        GalleryError::Unreadable { error: FormatError::UnsupportedVersion(v), .. } if *v > FORMAT_VERSION
+    )
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), GalleryError> {
+    let mut options = OpenOptions::new();
+    // Truncate rather than create_new: a tmp left by a crashed process with a reused pid must
+    // not block every later save.
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Face templates are biometric data: owner-only.
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(io_err("creating", path))?;
+    file.write_all(bytes).map_err(io_err("writing", path))?;
+    file.sync_all().map_err(io_err("syncing", path))
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), GalleryError> {
+    fs::rename(from, to).map_err(|error| rename_err(from, to, error))
+}
+
+fn rename_err(from: &Path, to: &Path, error: io::Error) -> GalleryError {
+    GalleryError::Rename {
+        from: from.to_path_buf(),
+        to: to.to_path_buf(),
+        error,
+    }
+}
+
+fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> GalleryError {
+    let path = path.to_path_buf();
+    move |error| GalleryError::Io { op, path, error }
+}
+
+/// `path` with `suffix` appended to its file name (`g.fg` → `g.fg.bak`).
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = OsString::from(path.as_os_str());
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// The folder that holds `path`; a bare file name lives in the current folder.
+fn folder_of(path: &Path) -> Result<PathBuf, GalleryError> {
+    if path.file_name().is_none() {
+        return Err(GalleryError::InvalidPath {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::testutil::{embedder, random_gallery};
+    use super::super::Selector;
+    use super::*;
+
+    /// Every file in `dir` with its bytes, to show that an operation touched nothing.
+    fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, fs::read(&p).unwrap())
+            })
+            .collect()
+    }
+
+    fn setup() -> (tempfile::TempDir, GalleryStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = GalleryStore::new(dir.path().join("gallery.fg"));
+        (dir, store)
+    }
+
+    /// Two saves: main holds `b`, the backup holds `a`.
+    fn main_and_backup(store: &GalleryStore) -> (Gallery, Gallery) {
+        let a = random_gallery(10, 192, 4, 2);
+        let mut b = a.clone();
+        b.add_person("Late Comer", &[vec![0.5; 192]], 5).unwrap();
+        store.save(&a).unwrap();
+        store.save(&b).unwrap();
+        (a, b)
+    }
+
+    fn format_error(e: &GalleryError) -> &FormatError {
+        match e {
+            GalleryError::Unreadable { error, .. } => error,
+            e => panic!("expected an unreadable file, got {e}"),
+        }
+    }
+
+    #[test]
+    fn round_trip_through_a_file() {
+        let (_dir, store) = setup();
+        let g = random_gallery(11, 192, 30, 5);
+        store.save(&g).unwrap();
+        let loaded = store.load(g.embedder()).unwrap();
+        assert_eq!(loaded.source, LoadSource::Main);
+        assert_eq!(loaded.gallery, g);
+        // The bytes are postcard(Header) followed by the body, as documented.
+        let bytes = fs::read(store.path()).unwrap();
+        let summary = inspect(store.path()).unwrap();
+        let header = Header {
+            magic: MAGIC,
+            version: FORMAT_VERSION,
+            embedder: g.embedder().clone(),
+            body_len: summary.body_len,
+            crc32: summary.crc32,
+        };
+        assert_eq!(
+            bytes[..summary.header_len],
+            postcard::to_allocvec(&header).unwrap()
+        );
+        assert!(bytes.starts_with(b"FGGALLRY\x01"));
+        assert_eq!(summary.embedder, *g.embedder());
+        assert!(summary.length_matches());
+        assert_eq!(summary.file_len, bytes.len() as u64);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(store.path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn empty_gallery_round_trips_and_no_files_means_new() {
+        let (dir, store) = setup();
+        let loaded = store.load(&embedder(128)).unwrap();
+        assert_eq!(loaded.source, LoadSource::New);
+        assert_eq!(loaded.gallery, Gallery::new(embedder(128)));
+        assert!(
+            snapshot(dir.path()).is_empty(),
+            "load must not create files"
+        );
+        store.save(&loaded.gallery).unwrap();
+        assert_eq!(store.load(&embedder(128)).unwrap().source, LoadSource::Main);
+    }
+
+    #[test]
+    fn saves_rotate_the_previous_main_into_the_backup() {
+        let (dir, store) = setup();
+        let (a, b) = main_and_backup(&store);
+        assert_eq!(decode(&fs::read(store.path()).unwrap()).unwrap(), b);
+        assert_eq!(decode(&fs::read(store.backup_path()).unwrap()).unwrap(), a);
+        let mut c = b.clone();
+        c.remove(&Selector::Id(1)).unwrap();
+        store.save(&c).unwrap();
+        assert_eq!(decode(&fs::read(store.path()).unwrap()).unwrap(), c);
+        assert_eq!(decode(&fs::read(store.backup_path()).unwrap()).unwrap(), b);
+        // No tmp or stash files are left behind.
+        let names: Vec<String> = snapshot(dir.path()).into_keys().collect();
+        assert_eq!(names, ["gallery.fg", "gallery.fg.bak"]);
+    }
+
+    #[test]
+    fn every_truncation_is_reported_and_the_backup_is_loaded() {
+        let (_dir, store) = setup();
+        let (a, b) = main_and_backup(&store);
+        let full = encode(&b).unwrap();
+        for cut in 0..full.len() {
+            assert!(
+                matches!(decode(&full[..cut]), Err(FormatError::Truncated)),
+                "cut at {cut}"
+            );
+        }
+        let header_len = inspect(store.path()).unwrap().header_len;
+        for cut in [
+            0,
+            1,
+            7,
+            8,
+            9,
+            header_len - 1,
+            header_len,
+            header_len + 1,
+            full.len() / 2,
+            full.len() - 1,
+        ] {
+            fs::write(store.path(), &full[..cut]).unwrap();
+            let loaded = store.load(a.embedder()).unwrap();
+            match &loaded.source {
+                LoadSource::Backup { main_error } => {
+                    assert!(main_error.contains("truncated"), "{main_error}")
+                }
+                other => panic!("cut at {cut}: loaded from {other:?}"),
+            }
+            assert_eq!(loaded.gallery, a);
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_is_a_checksum_mismatch() {
+        let (_dir, store) = setup();
+        let (a, b) = main_and_backup(&store);
+        let mut bytes = fs::read(store.path()).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last - 100] ^= 0x10;
+        assert!(matches!(
+            decode(&bytes),
+            Err(FormatError::ChecksumMismatch { .. })
+        ));
+        fs::write(store.path(), &bytes).unwrap();
+        let loaded = store.load(b.embedder()).unwrap();
+        assert!(
+            matches!(&loaded.source, LoadSource::Backup { main_error } if main_error.contains("checksum mismatch"))
+        );
+        assert_eq!(loaded.gallery, a);
+    }
+
+    #[test]
+    fn no_single_flipped_byte_decodes() {
+        let bytes = encode(&random_gallery(12, 16, 3, 2)).unwrap();
+        for i in 0..bytes.len() {
+            for bit in [0x01, 0x80] {
+                let mut damaged = bytes.clone();
+                damaged[i] ^= bit;
+                assert!(decode(&damaged).is_err(), "byte {i} bit {bit:#x}");
+            }
+        }
+        // A flip inside the embedder id reads as damage, not as a foreign gallery.
+        let mut damaged = bytes.clone();
+        damaged[12] ^= 0x01;
+        assert!(matches!(
+            decode(&damaged),
+            Err(FormatError::ChecksumMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn both_copies_damaged_is_an_error_and_touches_nothing() {
+        let (dir, store) = setup();
+        let (a, _) = main_and_backup(&store);
+        let main = fs::read(store.path()).unwrap();
+        fs::write(store.path(), &main[..main.len() / 3]).unwrap();
+        let mut backup = fs::read(store.backup_path()).unwrap();
+        let n = backup.len();
+        backup[n - 5] ^= 0xff;
+        fs::write(store.backup_path(), &backup).unwrap();
+        let before = snapshot(dir.path());
+        let err = store.load(a.embedder()).unwrap_err();
+        match &err {
+            GalleryError::NoUsableCopy { main, backup } => {
+                assert!(matches!(format_error(main), FormatError::Truncated));
+                assert!(matches!(
+                    format_error(backup),
+                    FormatError::ChecksumMismatch { .. }
+                ));
+            }
+            e => panic!("unexpected {e}"),
+        }
+        let msg = err.to_string();
+        assert!(
+            msg.contains("truncated") && msg.contains("checksum mismatch"),
+            "{msg}"
+        );
+        assert_eq!(snapshot(dir.path()), before);
+    }
+
+    #[test]
+    fn one_damaged_copy_and_one_missing_is_an_error_not_a_new_gallery() {
+        let (dir, store) = setup();
+        let (a, _) = main_and_backup(&store);
+        // Main missing, backup damaged.
+        fs::remove_file(store.path()).unwrap();
+        fs::write(store.backup_path(), b"FGGALLRY").unwrap();
+        let before = snapshot(dir.path());
+        assert!(matches!(
+            store.load(a.embedder()),
+            Err(GalleryError::NoUsableCopy { .. })
+        ));
+        assert_eq!(snapshot(dir.path()), before);
+        // Main damaged, backup missing.
+        fs::rename(store.backup_path(), store.path()).unwrap();
+        let err = store.load(a.embedder()).unwrap_err();
+        assert!(
+            matches!(&err, GalleryError::NoUsableCopy { main, .. } if matches!(format_error(main), FormatError::Truncated))
+        );
+        // A file of something else entirely.
+        fs::write(store.path(), b"{\"people\": []}").unwrap();
+        let err = store.load(a.embedder()).unwrap_err();
+        assert!(err.to_string().contains("not a facegate gallery"), "{err}");
+    }
+
+    #[test]
+    fn a_foreign_embedder_is_refused_in_main_and_backup() {
+        let (_dir, store) = setup();
+        let (a, _) = main_and_backup(&store);
+        let mine = a.embedder().clone();
+        let other_sha = EmbedderId::new(&mine.id, [9; 32], mine.dim).unwrap();
+        let other_dim = EmbedderId::new(&mine.id, mine.model_sha256, 128).unwrap();
+        let other_id = EmbedderId::new("other-net", mine.model_sha256, mine.dim).unwrap();
+        for expected in [&other_sha, &other_dim, &other_id] {
+            let err = store.load(expected).unwrap_err();
+            match &err {
+                GalleryError::ForeignEmbedder {
+                    path,
+                    found,
+                    expected: e,
+                } => {
+                    assert_eq!(path, store.path());
+                    assert_eq!(**found, mine);
+                    assert_eq!(*e, Box::new(expected.clone()));
+                }
+                e => panic!("unexpected {e}"),
+            }
+            assert!(err.to_string().contains("re-enroll"), "{err}");
+        }
+        // The check applies when the backup is used: main damaged, then main missing.
+        let bytes = fs::read(store.path()).unwrap();
+        fs::write(store.path(), &bytes[..20]).unwrap();
+        assert!(matches!(
+            store.load(&other_sha),
+            Err(GalleryError::ForeignEmbedder { path, .. }) if path == store.backup_path()
+        ));
+        fs::remove_file(store.path()).unwrap();
+        assert!(matches!(
+            store.load(&other_dim),
+            Err(GalleryError::ForeignEmbedder { path, .. }) if path == store.backup_path()
+        ));
+        assert!(store.load(&mine).is_ok());
+    }
+
+    #[test]
+    fn a_newer_format_is_named_and_never_replaced_by_the_backup() {
+        let (dir, store) = setup();
+        let (a, b) = main_and_backup(&store);
+        let mut bytes = fs::read(store.path()).unwrap();
+        assert_eq!(bytes[8], 1, "version is the byte after the magic");
+        bytes[8] = 2;
+        fs::write(store.path(), &bytes).unwrap();
+        assert!(matches!(
+            decode(&bytes),
+            Err(FormatError::UnsupportedVersion(2))
+        ));
+        let before = snapshot(dir.path());
+        let err = store.load(a.embedder()).unwrap_err();
+        assert!(
+            err.to_string().contains("written by a newer facegate"),
+            "{err}"
+        );
+        let err = store.save(&b).unwrap_err();
+        assert!(matches!(
+            format_error(&err),
+            FormatError::UnsupportedVersion(2)
+        ));
+        assert_eq!(snapshot(dir.path()), before);
+    }
+
+    #[test]
+    fn saving_over_a_damaged_main_keeps_the_good_backup() {
+        let (dir, store) = setup();
+        let (a, b) = main_and_backup(&store);
+        let backup_bytes = fs::read(store.backup_path()).unwrap();
+        let mut damaged = fs::read(store.path()).unwrap();
+        let n = damaged.len();
+        damaged[n / 2] ^= 0x40;
+        fs::write(store.path(), &damaged).unwrap();
+
+        let loaded = store.load(b.embedder()).unwrap();
+        assert!(matches!(loaded.source, LoadSource::Backup { .. }));
+        assert_eq!(loaded.gallery, a);
+        let mut c = loaded.gallery;
+        c.add_person("Re Enrolled", &[vec![0.25; 192]], 6).unwrap();
+        store.save(&c).unwrap();
+
+        let files = snapshot(dir.path());
+        assert_eq!(
+            files["gallery.fg.bak"], backup_bytes,
+            "the good backup was replaced"
+        );
+        assert_eq!(decode(&files["gallery.fg"]).unwrap(), c);
+        let aside: Vec<_> = files
+            .iter()
+            .filter(|(name, _)| name.starts_with("gallery.fg.corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{:?}", files.keys());
+        assert_eq!(*aside[0].1, damaged);
+        assert_eq!(store.load(c.embedder()).unwrap().source, LoadSource::Main);
+
+        // A second damaged main in the same second gets its own name.
+        fs::write(store.path(), b"junk").unwrap();
+        store.save(&c).unwrap();
+        fs::write(store.path(), b"junk").unwrap();
+        store.save(&c).unwrap();
+        let aside = snapshot(dir.path())
+            .into_keys()
+            .filter(|name| name.starts_with("gallery.fg.corrupt-"))
+            .count();
+        assert_eq!(aside, 3);
+        assert_eq!(fs::read(store.backup_path()).unwrap(), backup_bytes);
+    }
+
+    #[test]
+    fn saving_into_a_missing_folder_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = GalleryStore::new(dir.path().join("nope").join("gallery.fg"));
+        let err = store.save(&random_gallery(13, 8, 1, 1)).unwrap_err();
+        assert!(
+            matches!(&err, GalleryError::FolderMissing { dir: d } if d == &dir.path().join("nope"))
+        );
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn saving_into_a_read_only_folder_changes_nothing() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, store) = setup();
+        let (_, b) = main_and_backup(&store);
+        let before = snapshot(dir.path());
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o555)).unwrap();
+        // Root ignores folder permissions, so only check what can be checked.
+        let probe = dir.path().join("probe");
+        if fs::write(&probe, b"").is_ok() {
+            fs::remove_file(&probe).unwrap();
+            fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+            eprintln!("skipped: running as root, a read-only folder is still writable");
+            return;
+        }
+        let err = store.save(&b).unwrap_err();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(
+            matches!(&err, GalleryError::Io { op: "creating", .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("Permission denied"), "{err}");
+        assert_eq!(snapshot(dir.path()), before);
+    }
+
+    #[test]
+    fn a_failed_save_leaves_main_and_backup_as_they_were() {
+        let (dir, store) = setup();
+        let (_, b) = main_and_backup(&store);
+        // A folder where the tmp file goes makes the save fail even for root.
+        let tmp = with_suffix(store.path(), &format!(".tmp-{}", std::process::id()));
+        fs::create_dir(&tmp).unwrap();
+        let before = snapshot(dir.path());
+        let err = store.save(&b).unwrap_err();
+        assert!(
+            matches!(&err, GalleryError::Io { op: "creating", .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with(&format!("creating {}: ", tmp.display())),
+            "{err}"
+        );
+        assert_eq!(snapshot(dir.path()), before);
+        assert!(tmp.is_dir());
+    }
+
+    #[test]
+    fn ids_are_not_reused_across_save_and_load() {
+        let (_dir, store) = setup();
+        let mut g = random_gallery(14, 8, 3, 1);
+        g.remove(&Selector::Id(3)).unwrap();
+        g.remove(&Selector::Id(2)).unwrap();
+        store.save(&g).unwrap();
+        let mut g = store.load(g.embedder()).unwrap().gallery;
+        assert_eq!(g.add_person("Next", &[vec![1.0; 8]], 0).unwrap(), 4);
+    }
+
+    #[test]
+    fn a_bare_file_name_lives_in_the_current_folder() {
+        assert_eq!(folder_of(Path::new("gallery.fg")).unwrap(), Path::new("."));
+        assert_eq!(
+            folder_of(Path::new("/var/g.fg")).unwrap(),
+            Path::new("/var")
+        );
+        assert!(matches!(
+            folder_of(Path::new("/var/..")),
+            Err(GalleryError::InvalidPath { .. })
+        ));
+        // The only test that changes the working folder; the others use absolute paths.
+        let dir = tempfile::tempdir().unwrap();
+        let old = std::env::current_dir().unwrap();
+        std::env::set_current_dir(dir.path()).unwrap();
+        let store = GalleryStore::new("gallery.fg");
+        let g = random_gallery(15, 8, 2, 1);
+        let saved = store.save(&g).and_then(|()| store.save(&g));
+        let loaded = store.load(g.embedder());
+        std::env::set_current_dir(old).unwrap();
+        saved.unwrap();
+        assert_eq!(loaded.unwrap().gallery, g);
+        assert!(dir.path().join("gallery.fg").is_file());
+        assert!(dir.path().join("gallery.fg.bak").is_file());
+    }
+
+    #[test]
+    fn inspect_reads_only_the_header() {
+        let (_dir, store) = setup();
+        let (_, b) = main_and_backup(&store);
+        let mut bytes = fs::read(store.path()).unwrap();
+        bytes.truncate(bytes.len() - 10);
+        fs::write(store.path(), &bytes).unwrap();
+        let s = inspect(store.path()).unwrap();
+        assert_eq!(s.version, 1);
+        assert_eq!(s.embedder, *b.embedder());
+        assert!(!s.length_matches());
+        fs::write(store.path(), b"FGGAL").unwrap();
+        let err = inspect(store.path()).unwrap_err();
+        assert!(matches!(format_error(&err), FormatError::Truncated));
+        assert!(matches!(
+            inspect(store.backup_path().with_extension("missing")),
+            Err(GalleryError::Io { op: "opening", .. })
+        ));
+    }
+
+    #[test]
+    fn contents_that_break_the_gallery_rules_are_refused() {
+        // A valid checksum over templates of the wrong dim: a writer bug, caught on load.
+        let g8 = random_gallery(16, 8, 2, 1);
+        let wrong = Gallery {
+            embedder: embedder(16),
+            next_id: g8.next_id,
+            people: g8.people.clone(),
+        };
+        let bytes = encode(&wrong).unwrap();
+        assert!(matches!(decode(&bytes), Err(FormatError::Inconsistent(_))));
+        let reused = Gallery {
+            next_id: 2,
+            ..g8.clone()
+        };
+        assert!(matches!(
+            decode(&encode(&reused).unwrap()),
+            Err(FormatError::Inconsistent(_))
+        ));
+        let mut dup = g8.clone();
+        dup.people[1].name = dup.people[0]
+            .name
+            .to_uppercase()
+            .as_str()
+            .try_into()
+            .unwrap();
+        assert!(matches!(
+            decode(&encode(&dup).unwrap()),
+            Err(FormatError::Inconsistent(_))
+        ));
+    }
+}

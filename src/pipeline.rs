@@ -1,0 +1,179 @@
+//! detect → align → embed for one image: the recognition core every command shares.
+
+use std::time::{Duration, Instant};
+
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use crate::gallery::{EmbedderId, GalleryError};
+use crate::models::ModelDir;
+use crate::vision::align::align_face;
+use crate::vision::detect::{DetectError, DetectTimes, Detection, DetectorParams, Mtcnn};
+use crate::vision::embed::{EmbedError, Embedder};
+use crate::vision::enhance;
+use crate::vision::quality::Quality;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Detect(#[from] DetectError),
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+}
+
+/// When to retry a dark image on an equalised copy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LowLightParams {
+    pub enabled: bool,
+    /// Mean luma (0–255) below which an image with no face found counts as dark.
+    pub dark_luma: f32,
+}
+
+impl Default for LowLightParams {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dark_luma: 70.0,
+        }
+    }
+}
+
+/// A detected face with its quality figures and unit-norm embedding.
+#[derive(Debug, Clone, Serialize)]
+pub struct Face {
+    #[serde(flatten)]
+    pub detection: Detection,
+    pub quality: Quality,
+    pub embedding: Vec<f32>,
+}
+
+/// Every face of one image, nearest to the image centre first.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    pub faces: Vec<Face>,
+    /// The faces were found on a brightened copy of a dark image.
+    pub enhanced: bool,
+}
+
+/// Time spent per stage; every call adds to it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StageTimes {
+    pub detect: DetectTimes,
+    pub align: Duration,
+    pub embed: Duration,
+}
+
+pub struct Pipeline {
+    detector: Mtcnn,
+    embedder: Embedder,
+    low_light: LowLightParams,
+}
+
+impl Pipeline {
+    pub fn load(
+        dir: &ModelDir,
+        embedder: &str,
+        detector: DetectorParams,
+        low_light: LowLightParams,
+    ) -> Result<Self, PipelineError> {
+        Ok(Self {
+            detector: Mtcnn::load(dir, detector)?,
+            embedder: Embedder::load(dir, embedder)?,
+            low_light,
+        })
+    }
+
+    /// The identity of the embedder as galleries record it: templates from another model (or
+    /// another file of the same model) must never be compared with this one's.
+    pub fn gallery_id(&self) -> Result<EmbedderId, GalleryError> {
+        let e = &self.embedder;
+        let dim = u16::try_from(e.dim())
+            .map_err(|_| GalleryError::InvalidEmbedderId(e.manifest().id.clone()))?;
+        EmbedderId::new(&e.manifest().id, e.model_sha256(), dim)
+    }
+
+    pub fn detector(&self) -> &Mtcnn {
+        &self.detector
+    }
+
+    pub fn embedder(&self) -> &Embedder {
+        &self.embedder
+    }
+
+    /// Find faces, retrying once on an equalised copy when none is found in a dark image.
+    /// Returns the image the faces were found in (the copy, if it was used).
+    pub fn detect<'a>(
+        &self,
+        image: &'a RgbImage,
+        times: &mut StageTimes,
+    ) -> Result<(Vec<Detection>, std::borrow::Cow<'a, RgbImage>), PipelineError> {
+        let faces = self.detector.detect(image, &mut times.detect)?;
+        if faces.is_empty()
+            && self.low_light.enabled
+            && enhance::mean_luma(image) < self.low_light.dark_luma
+        {
+            let brighter = enhance::equalise(image);
+            let faces = self.detector.detect(&brighter, &mut times.detect)?;
+            if !faces.is_empty() {
+                return Ok((faces, std::borrow::Cow::Owned(brighter)));
+            }
+        }
+        Ok((faces, std::borrow::Cow::Borrowed(image)))
+    }
+
+    /// Align and embed one detected face of `image`.
+    pub fn describe(
+        &self,
+        image: &RgbImage,
+        detection: Detection,
+        times: &mut StageTimes,
+    ) -> Result<Option<Face>, PipelineError> {
+        let started = Instant::now();
+        let (w, h) = self.embedder.chip_size();
+        let chip = align_face(image, &detection.landmarks, self.embedder.template(), w, h);
+        times.align += started.elapsed();
+        let Some(chip) = chip else {
+            return Ok(None);
+        };
+        let started = Instant::now();
+        let embedding = self.embedder.embed(&chip)?;
+        times.embed += started.elapsed();
+        Ok(Some(Face {
+            detection,
+            quality: Quality::measure(&detection, &chip),
+            embedding,
+        }))
+    }
+
+    /// detect → align → embed every face, nearest to the image centre first.
+    pub fn analyse(
+        &self,
+        image: &RgbImage,
+        times: &mut StageTimes,
+    ) -> Result<Analysis, PipelineError> {
+        let (mut detections, used) = self.detect(image, times)?;
+        sort_by_centre_distance(&mut detections, image.width(), image.height());
+        let mut faces = Vec::with_capacity(detections.len());
+        for detection in detections {
+            if let Some(face) = self.describe(&used, detection, times)? {
+                faces.push(face);
+            }
+        }
+        Ok(Analysis {
+            faces,
+            enhanced: matches!(used, std::borrow::Cow::Owned(_)),
+        })
+    }
+}
+
+/// Order faces by the distance of their box centre from the image centre, nearest first: the
+/// face of interest in a photo or at a door is the one in the middle.
+pub fn sort_by_centre_distance(faces: &mut [Detection], width: u32, height: u32) {
+    let (cx, cy) = (width as f32 / 2.0, height as f32 / 2.0);
+    let dist = |d: &Detection| {
+        let (x, y) = d.centre();
+        (x - cx).powi(2) + (y - cy).powi(2)
+    };
+    faces.sort_by(|a, b| dist(a).total_cmp(&dist(b)));
+}

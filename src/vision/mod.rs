@@ -1,0 +1,7 @@
+//! The pure vision core: detection, alignment, quality and embedding. No devices here.
+
+pub mod align;
+pub mod detect;
+pub mod embed;
+pub mod enhance;
+pub mod quality;
