@@ -492,7 +492,9 @@ def main():
     if [np.float32(v) for v in avg] != [np.float32(122.782), np.float32(117.001), np.float32(104.298)]:
         raise SystemExit("input means are not the float32 roundings of 122.782/117.001/104.298")
     ncon = sum(1 for l in layers if l["kind"] == "con")
-    print(f"parsed {dat.name}: {len(layers)} layers ({ncon} conv), loss {loss}, input {inp}")
+    print(f"parsed {dat.name}: {len(layers)} layers ({ncon} conv, {sum(l['kind'] == 'add_prev' for l in layers)} "
+          f"add_prev), loss {loss['version']} margin {loss['margin']:.3g} dist_thresh "
+          f"{loss['dist_thresh']:.3g}, input {inp['version']} {inp['nr']}x{inp['nc']} avg {avg}")
 
     model, summary = build_onnx(inp, layers)
     onnx.checker.check_model(model, full_check=True)

@@ -5,6 +5,7 @@
 //! [`pipeline`] chains those for one image, [`gallery`] matches vectors against enrolled people.
 
 pub mod config;
+pub mod eval;
 pub mod gallery;
 pub mod image_io;
 pub mod models;

@@ -6,7 +6,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::gallery::{EmbedderId, GalleryError};
-use crate::models::ModelDir;
+use crate::models::{EmbedderManifest, ModelDir};
 use crate::vision::align::align_face;
 use crate::vision::detect::{DetectError, DetectTimes, Detection, DetectorParams, Mtcnn};
 use crate::vision::embed::{EmbedError, Embedder};
@@ -165,6 +165,16 @@ impl Pipeline {
             enhanced: matches!(used, std::borrow::Cow::Owned(_)),
         })
     }
+}
+
+/// The gallery identity of an embedder, from its manifest alone (no need to load the model to
+/// list or edit a gallery).
+pub fn gallery_id(manifest: &EmbedderManifest) -> Result<EmbedderId, GalleryError> {
+    let invalid = || GalleryError::InvalidEmbedderId(manifest.id.clone());
+    let dim = u16::try_from(manifest.output_dim).map_err(|_| invalid())?;
+    let mut sha = [0u8; 32];
+    hex::decode_to_slice(&manifest.sha256, &mut sha).map_err(|_| invalid())?;
+    EmbedderId::new(&manifest.id, sha, dim)
 }
 
 /// Order faces by the distance of their box centre from the image centre, nearest first: the

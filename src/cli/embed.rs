@@ -22,6 +22,7 @@ pub struct EmbedArgs {
 
 pub fn run(ctx: &Context, args: EmbedArgs) -> Result<ExitCode> {
     let pipeline = ctx.pipeline()?;
+    let embedder = pipeline.embedder().manifest().id.clone();
     let mut times = StageTimes::default();
     let mut failed = false;
     let stdout = std::io::stdout();
@@ -34,13 +35,14 @@ pub fn run(ctx: &Context, args: EmbedArgs) -> Result<ExitCode> {
         {
             Ok(analysis) => json!({
                 "image": path,
+                "embedder": embedder,
                 "enhanced": analysis.enhanced,
                 "faces": analysis.faces,
             }),
             Err(err) => {
                 failed = true;
                 eprintln!("facegate: {err:#}");
-                json!({ "image": path, "error": format!("{err:#}"), "faces": [] })
+                json!({ "image": path, "embedder": embedder, "error": format!("{err:#}"), "faces": [] })
             }
         };
         writeln!(out, "{line}")?;

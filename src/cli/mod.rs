@@ -8,10 +8,14 @@ use clap::{Parser, Subcommand};
 
 use facegate::config::Config;
 use facegate::models::ModelDir;
-use facegate::pipeline::Pipeline;
+use facegate::gallery::{EmbedderId, Gallery, GalleryStore, LoadSource};
+use facegate::pipeline::{gallery_id, Pipeline};
 
 mod bench;
 mod embed;
+mod enroll;
+mod identify;
+mod people;
 mod verify;
 
 #[derive(Debug, Parser)]
@@ -42,10 +46,20 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Enroll one person from photos (one template per photo)
+    Enroll(enroll::EnrollArgs),
+    /// Recognise the faces in images against the gallery
+    Identify(identify::IdentifyArgs),
     /// Print the faces and embeddings of images, one JSON line per image
     Embed(embed::EmbedArgs),
     /// Compare the central faces of two images
     Verify(verify::VerifyArgs),
+    /// List enrolled people
+    List,
+    /// Remove one enrolled person by id or name
+    Remove(people::RemoveArgs),
+    /// Remove everyone from the gallery
+    Clear(people::ClearArgs),
     /// Time each pipeline stage over images
     Bench(bench::BenchArgs),
 }
@@ -88,18 +102,48 @@ impl Context {
         .with_context(|| format!("loading models from {}", self.models.root().display()))
     }
 
+    /// The gallery's store, at the configured path.
+    pub fn store(&self) -> GalleryStore {
+        GalleryStore::new(&self.config.gallery)
+    }
+
+    /// The gallery identity of the configured embedder, without loading the model.
+    pub fn gallery_id(&self) -> Result<EmbedderId> {
+        let manifest = self.models.embedder_manifest(&self.config.embedder)?;
+        Ok(gallery_id(&manifest)?)
+    }
+
+    /// Load the gallery for `expected`, saying so on stderr when the backup had to be used.
+    pub fn load_gallery(&self, expected: &EmbedderId) -> Result<Gallery> {
+        let store = self.store();
+        let loaded = store.load(expected)?;
+        if let LoadSource::Backup { main_error } = &loaded.source {
+            eprintln!(
+                "facegate: warning: {} is unusable ({main_error}); loaded the backup {}",
+                store.path().display(),
+                store.backup_path().display()
+            );
+        }
+        Ok(loaded.gallery)
+    }
+
     /// The open-set threshold: the config's, else the embedder's calibrated default.
-    pub fn threshold(&self, pipeline: &Pipeline) -> f32 {
-        self.config
-            .matching
-            .threshold
-            .unwrap_or(pipeline.embedder().manifest().threshold)
+    pub fn threshold(&self) -> Result<f32> {
+        Ok(match self.config.matching.threshold {
+            Some(t) => t,
+            None => self.models.embedder_manifest(&self.config.embedder)?.threshold,
+        })
     }
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let ctx = Context::new(&args)?;
     match args.command {
+        Command::Enroll(a) => enroll::run(&ctx, a),
+        Command::Identify(a) => identify::run(&ctx, a),
+        Command::List => people::list(&ctx),
+        Command::Remove(a) => people::remove(&ctx, a),
+        Command::Clear(a) => people::clear(&ctx, a),
         Command::Embed(a) => embed::run(&ctx, a),
         Command::Verify(a) => verify::run(&ctx, a),
         Command::Bench(a) => bench::run(&ctx, a),

@@ -24,7 +24,10 @@ pub struct VerifyArgs {
 
 pub fn run(ctx: &Context, args: VerifyArgs) -> Result<ExitCode> {
     let pipeline = ctx.pipeline()?;
-    let threshold = args.threshold.unwrap_or_else(|| ctx.threshold(&pipeline));
+    let threshold = match args.threshold {
+        Some(t) => t,
+        None => ctx.threshold()?,
+    };
     let a = central_face(&pipeline, &args.image_a)?;
     let b = central_face(&pipeline, &args.image_b)?;
     let similarity = cosine(&a.embedding, &b.embedding);

@@ -1,0 +1,175 @@
+//! `facegate enroll --name NAME IMAGE...`: one person, one template per photo.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context as _, Result};
+use clap::Parser;
+use serde::Deserialize;
+use serde_json::json;
+
+use facegate::gallery::{Match, Selector};
+use facegate::image_io::load_rgb;
+use facegate::pipeline::{Pipeline, StageTimes};
+
+use super::Context;
+
+#[derive(Debug, Parser)]
+pub struct EnrollArgs {
+    /// The person's name (1–64 bytes, unique in the gallery)
+    #[arg(long)]
+    name: String,
+    /// Photos of the person, one face each
+    #[arg(required_unless_present = "from_embed")]
+    images: Vec<PathBuf>,
+    /// In a photo with several faces, take the largest instead of refusing the photo
+    #[arg(long)]
+    largest: bool,
+    /// Add the templates to an already enrolled person of that name
+    #[arg(long)]
+    append: bool,
+    /// Read the embeddings from `facegate embed` output (JSON lines) instead of photos, e.g. to
+    /// enroll on a terminal from photos processed elsewhere; the embedder must match
+    #[arg(long, value_name = "FILE", conflicts_with = "images")]
+    from_embed: Option<PathBuf>,
+}
+
+pub fn run(ctx: &Context, args: EnrollArgs) -> Result<ExitCode> {
+    let embeddings = match &args.from_embed {
+        Some(file) => read_embed_output(ctx, file)?,
+        None => embed_photos(&ctx.pipeline()?, &args.images, args.largest)?,
+    };
+    let threshold = ctx.threshold()?;
+    let expected = ctx.gallery_id()?;
+    let mut gallery = ctx.load_gallery(&expected)?;
+    let existing = gallery.find(&Selector::Name(args.name.clone())).map(|p| p.id);
+    if existing.is_some() && !args.append {
+        bail!(
+            "'{}' is already enrolled; use --append to add these photos to them, or remove them first",
+            args.name
+        );
+    }
+
+    // Duplicate check, as door terminals do: one person enrolled under two names weakens both.
+    let mut warnings = Vec::new();
+    for (source, embedding) in &embeddings {
+        if let Match::Known(c) = gallery.best_match(embedding, threshold)? {
+            if Some(c.person_id) != existing {
+                warnings.push(format!(
+                    "{source} looks like already-enrolled {} (id {}, similarity {:.3})",
+                    c.name.as_str(),
+                    c.person_id,
+                    c.similarity
+                ));
+            }
+        }
+    }
+    let vectors: Vec<&[f32]> = embeddings.iter().map(|(_, e)| e.as_slice()).collect();
+    let id = match existing {
+        Some(id) => {
+            gallery.add_templates(id, &vectors)?;
+            id
+        }
+        None => {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            gallery.add_person(&args.name, &vectors, now)?
+        }
+    };
+    ctx.store().save(&gallery)?;
+    let person = gallery.find(&Selector::Id(id)).expect("just added");
+    for w in &warnings {
+        eprintln!("facegate: warning: {w}");
+    }
+    if ctx.json {
+        println!(
+            "{}",
+            json!({
+                "id": id,
+                "name": person.name.as_str(),
+                "added": vectors.len(),
+                "templates": person.templates.len(),
+                "warnings": warnings,
+            })
+        );
+    } else {
+        println!(
+            "enrolled {} (id {}): {} new template(s), {} in all",
+            person.name.as_str(),
+            id,
+            vectors.len(),
+            person.templates.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One embedding per photo; any photo without exactly one usable face fails the enrollment
+/// before anything is written.
+fn embed_photos(pipeline: &Pipeline, images: &[PathBuf], largest: bool) -> Result<Vec<(String, Vec<f32>)>> {
+    let mut out = Vec::new();
+    let mut times = StageTimes::default();
+    for path in images {
+        let image = load_rgb(path)?;
+        let analysis = pipeline.analyse(&image, &mut times)?;
+        let mut faces = analysis.faces;
+        let face = match faces.len() {
+            0 => bail!("{}: no face found; use a photo where the face is clearly visible", path.display()),
+            1 => faces.remove(0),
+            n if largest => faces
+                .into_iter()
+                .max_by(|a, b| {
+                    let area = |f: &facegate::pipeline::Face| f.detection.width() * f.detection.height();
+                    area(a).total_cmp(&area(b))
+                })
+                .unwrap_or_else(|| unreachable!("{n} faces")),
+            n => bail!(
+                "{}: {n} faces found; use a photo of the person alone, or --largest",
+                path.display()
+            ),
+        };
+        out.push((path.display().to_string(), face.embedding));
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+struct EmbedLine {
+    image: String,
+    embedder: Option<String>,
+    #[serde(default)]
+    faces: Vec<EmbedFace>,
+}
+
+#[derive(Deserialize)]
+struct EmbedFace {
+    embedding: Vec<f32>,
+}
+
+/// The central face of every line of `facegate embed` output.
+fn read_embed_output(ctx: &Context, file: &Path) -> Result<Vec<(String, Vec<f32>)>> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let expected = ctx.gallery_id()?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let parsed: EmbedLine = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: not a `facegate embed` line", file.display(), n + 1))?;
+        if parsed.embedder.as_deref() != Some(expected.id.as_str()) {
+            bail!(
+                "{}:{}: embeddings from embedder {:?}, but the gallery uses {}",
+                file.display(),
+                n + 1,
+                parsed.embedder,
+                expected.id
+            );
+        }
+        let Some(face) = parsed.faces.into_iter().next() else {
+            bail!("{}:{}: no face in {}", file.display(), n + 1, parsed.image);
+        };
+        out.push((parsed.image, face.embedding));
+    }
+    if out.is_empty() {
+        bail!("{}: no embeddings", file.display());
+    }
+    Ok(out)
+}

@@ -1,0 +1,109 @@
+//! Shared helpers for the integration tests: where the real data and models are, the real
+//! pipeline loaded once per test binary, and the real binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use facegate::image_io::load_rgb;
+use facegate::models::ModelDir;
+use facegate::pipeline::{Analysis, LowLightParams, Pipeline, StageTimes};
+use facegate::vision::detect::DetectorParams;
+
+/// `../shared/data` beside the checkout (or `FACEGATE_DATA`), if present.
+pub fn data_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("FACEGATE_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    dir.join("README.md").is_file().then_some(dir)
+}
+
+/// The data folder, or return from the test after saying why it was skipped.
+#[macro_export]
+macro_rules! data_or_skip {
+    () => {
+        match common::data_dir() {
+            Some(d) => d,
+            None => {
+                eprintln!("SKIPPED: ../shared/data is not present on this machine");
+                return;
+            }
+        }
+    };
+}
+
+pub fn models_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
+}
+
+/// The real pipeline with default settings, loaded once per test binary and embedder.
+pub fn pipeline(embedder: &str) -> &'static Pipeline {
+    static MFN: OnceLock<Pipeline> = OnceLock::new();
+    static DLIB: OnceLock<Pipeline> = OnceLock::new();
+    let cell = match embedder {
+        "dlib" => &DLIB,
+        _ => &MFN,
+    };
+    cell.get_or_init(|| {
+        let dir = ModelDir::locate(Some(&models_dir())).unwrap();
+        Pipeline::load(&dir, embedder, DetectorParams::default(), LowLightParams::default())
+            .unwrap()
+    })
+}
+
+/// Analyse every image on two threads (the CI machine has two cores); order is kept.
+pub fn analyse_all(pipeline: &Pipeline, paths: &[PathBuf]) -> Vec<Analysis> {
+    let threads = 2;
+    let chunk = paths.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|p| {
+                            let image = load_rgb(p).unwrap_or_else(|e| panic!("{e}"));
+                            pipeline.analyse(&image, &mut StageTimes::default()).unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// All image files below `dir`, sorted.
+pub fn images_in(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| {
+                    matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png" | "gif" | "pgm")
+                })
+            {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The real `facegate` binary, with the test's models folder.
+pub fn facegate() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_facegate"));
+    cmd.env("FACEGATE_MODELS", models_dir())
+        .env_remove("FACEGATE_GALLERY")
+        .env_remove("FACEGATE_CONFIG")
+        .env_remove("FACEGATE_EMBEDDER");
+    cmd
+}
