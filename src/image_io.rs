@@ -51,9 +51,71 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageLoadError> {
             message: other.to_string(),
         },
     };
+    if reader.format() == Some(image::ImageFormat::Jpeg) {
+        // The JPEG decoder fills a cut-off scan with grey instead of failing; a face "found" in
+        // half a photo is worse than an error, so check the file is complete first.
+        let bytes = std::fs::read(path).map_err(io)?;
+        if !bytes.starts_with(&[0xFF, 0xD8]) {
+            // Named .jpg but not JPEG data (the format was guessed from the extension).
+            return Err(ImageLoadError::Unsupported {
+                path: path.to_path_buf(),
+            });
+        }
+        if !jpeg_is_complete(&bytes) {
+            return Err(ImageLoadError::Corrupt {
+                path: path.to_path_buf(),
+                message: "JPEG data ends before its end-of-image marker".to_string(),
+            });
+        }
+    }
     let mut decoder = reader.into_decoder().map_err(corrupt)?;
     let orientation = decoder.orientation().map_err(corrupt)?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     image.apply_orientation(orientation);
     Ok(image.into_rgb8())
+}
+
+/// Walk the JPEG marker segments to the first scan, then look for the end-of-image marker after
+/// it. Entropy-coded data never contains `FF D9` (0xFF bytes are stuffed), and segments before
+/// the scan (EXIF thumbnails included) are skipped by their lengths.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return false;
+    }
+    let mut i = 2;
+    while i + 4 <= bytes.len() {
+        if bytes[i] != 0xFF {
+            return false;
+        }
+        let marker = bytes[i + 1];
+        if marker == 0xFF {
+            i += 1; // fill byte
+            continue;
+        }
+        let len = u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
+        if marker == 0xDA {
+            let scan = (i + 2 + len).min(bytes.len());
+            return bytes[scan..].windows(2).any(|w| w == [0xFF, 0xD9]);
+        }
+        i += 2 + len;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn complete_and_cut_jpegs_are_told_apart() {
+        let mut encoded = Vec::new();
+        let image = RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 3, y as u8 * 5, 90]));
+        image::codecs::jpeg::JpegEncoder::new(&mut encoded)
+            .encode_image(&image)
+            .unwrap();
+        assert!(jpeg_is_complete(&encoded));
+        for cut in [encoded.len() - 1, encoded.len() / 2, 100, 3] {
+            assert!(!jpeg_is_complete(&encoded[..cut]), "cut at {cut}");
+        }
+    }
 }

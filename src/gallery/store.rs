@@ -306,7 +306,9 @@ impl GalleryStore {
         result?;
         File::open(&dir)
             .and_then(|d| d.sync_all())
-            .map_err(io_err("syncing folder", &dir))
+            .map_err(io_err("syncing folder", &dir))?;
+        self.remove_stale_temporaries(&dir);
+        Ok(())
     }
 
     fn current_main(&self) -> Result<Current, GalleryError> {
@@ -341,34 +343,36 @@ impl GalleryStore {
                 })
             }
             Current::Good => {
+                // A valid main file stays in place at every instant: the backup becomes a second
+                // name of the current main (made under a temporary name, then renamed over the old
+                // backup), and only then does the new file replace main.
                 let backup = self.backup_path();
-                // The old backup is stashed rather than overwritten, so a failure in the next
-                // two renames can put everything back.
-                let stash = with_suffix(&backup, &format!(".old-{}", std::process::id()));
-                let stashed = match fs::rename(&backup, &stash) {
-                    Ok(()) => true,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-                    Err(error) => return Err(rename_err(&backup, &stash, error)),
-                };
-                let unstash = || {
-                    if stashed {
-                        let _ = fs::rename(&stash, &backup);
-                    }
-                };
-                if let Err(e) = rename(main, &backup) {
-                    unstash();
+                let link = with_suffix(&backup, &format!(".new-{}", std::process::id()));
+                let _ = fs::remove_file(&link);
+                if fs::hard_link(main, &link).is_err() {
+                    // Filesystems without hard links (FAT): a synced copy does the same job.
+                    let bytes = fs::read(main).map_err(io_err("reading", main))?;
+                    write_synced(&link, &bytes)?;
+                }
+                if let Err(e) = rename(&link, &backup) {
+                    let _ = fs::remove_file(&link);
                     return Err(e);
                 }
-                if let Err(e) = rename(tmp, main) {
-                    let _ = fs::rename(&backup, main);
-                    unstash();
-                    return Err(e);
-                }
-                if stashed {
-                    // The save has succeeded; a leftover stash only wastes space.
-                    let _ = fs::remove_file(&stash);
-                }
-                Ok(())
+                rename(tmp, main)
+            }
+        }
+    }
+
+    /// Remove temporary files that a killed earlier save left beside the gallery.
+    fn remove_stale_temporaries(&self, dir: &Path) {
+        let Some(name) = self.path.file_name().and_then(|n| n.to_str()) else {
+            return;
+        };
+        let prefixes = [format!("{name}.tmp-"), format!("{name}.bak.new-")];
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            let file = entry.file_name();
+            if file.to_str().is_some_and(|f| prefixes.iter().any(|p| f.starts_with(p.as_str()))) {
+                let _ = fs::remove_file(entry.path());
             }
         }
     }
