@@ -16,6 +16,8 @@ use crate::vision::quality::Quality;
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error(transparent)]
+    Image(#[from] crate::image_io::ImageLoadError),
+    #[error(transparent)]
     Detect(#[from] DetectError),
     #[error(transparent)]
     Embed(#[from] EmbedError),
@@ -165,6 +167,48 @@ impl Pipeline {
             enhanced: matches!(used, std::borrow::Cow::Owned(_)),
         })
     }
+}
+
+/// The embedding of the face nearest the centre of each image (`None` where no face was found),
+/// computed on `threads` threads; `progress` is called once per finished image.
+pub fn central_embeddings(
+    pipeline: &Pipeline,
+    images: &[std::path::PathBuf],
+    threads: usize,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Vec<Option<Vec<f32>>>, PipelineError> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Vec<f32>>>> =
+        images.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| -> Result<(), PipelineError> {
+        let workers: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                s.spawn(|| -> Result<(), PipelineError> {
+                    let mut times = StageTimes::default();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(path) = images.get(i) else {
+                            return Ok(());
+                        };
+                        let image = crate::image_io::load_rgb(path)?;
+                        let analysis = pipeline.analyse(&image, &mut times)?;
+                        *results[i].lock().unwrap_or_else(|e| e.into_inner()) =
+                            analysis.faces.into_iter().next().map(|f| f.embedding);
+                        progress();
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("worker panicked")?;
+        }
+        Ok(())
+    })?;
+    Ok(results
+        .into_iter()
+        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .collect())
 }
 
 /// The gallery identity of an embedder, from its manifest alone (no need to load the model to

@@ -27,7 +27,11 @@ fn no_face_in_photos_without_people() {
         .filter(|(_, a)| !a.faces.is_empty())
         .map(|(p, a)| format!("{} ({} faces)", p.display(), a.faces.len()))
         .collect();
-    eprintln!("noface/: {} images, false detections in {:?}", images.len(), false_faces);
+    eprintln!(
+        "noface/: {} images, false detections in {:?}",
+        images.len(),
+        false_faces
+    );
     assert!(false_faces.is_empty(), "faces found in {false_faces:?}");
 }
 
@@ -78,6 +82,9 @@ fn annotated_faces_in_crowded_photos_are_found() {
         total += boxes.len();
     }
     let recall = found as f64 / total as f64;
-    eprintln!("many_faces: {found}/{total} annotated faces found (IoU ≥ 0.5): {:.1} %", recall * 100.0);
+    eprintln!(
+        "many_faces: {found}/{total} annotated faces found (IoU ≥ 0.5): {:.1} %",
+        recall * 100.0
+    );
     assert!(recall >= 0.90, "recall {recall}");
 }

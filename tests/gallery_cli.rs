@@ -28,7 +28,9 @@ fn ok(args: &[&str], gallery: &Path) -> String {
 }
 
 fn json_lines(text: &str) -> Vec<Value> {
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// Names of the people identified in each JSON line (None for unknown faces).
@@ -60,14 +62,23 @@ fn enrolled_people_are_recognised_and_strangers_are_not() {
     let tmp = tempfile::tempdir().unwrap();
     let gallery = tmp.path().join("gallery.fg");
     let people = data.join("dev/face_recognition_examples");
-    let names = ["alex_lacamoire", "barack_obama", "kit_harington", "lin_manuel_miranda", "rose_leslie"];
+    let names = [
+        "alex_lacamoire",
+        "barack_obama",
+        "kit_harington",
+        "lin_manuel_miranda",
+        "rose_leslie",
+    ];
 
     // Enroll each person from their first photo; the others are probes.
     let mut probes = Vec::new();
     for name in names {
         let mut all = photos(&people.join(name));
         let first = all.remove(0);
-        ok(&["enroll", "--largest", "--name", name, s(&first)], &gallery);
+        ok(
+            &["enroll", "--largest", "--name", name, s(&first)],
+            &gallery,
+        );
         probes.extend(all.into_iter().map(|p| (name, p)));
     }
     let listed: Value = serde_json::from_str(&ok(&["--json", "list"], &gallery)).unwrap();
@@ -98,7 +109,10 @@ fn enrolled_people_are_recognised_and_strangers_are_not() {
     assert_eq!(found, vec!["kit_harington", "rose_leslie"]);
 
     // Strangers: people from the disjoint LFW set are never recognised as anyone.
-    let strangers: Vec<PathBuf> = photos(&data.join("dev/lfw_disjoint")).into_iter().step_by(8).collect();
+    let strangers: Vec<PathBuf> = photos(&data.join("dev/lfw_disjoint"))
+        .into_iter()
+        .step_by(8)
+        .collect();
     let mut args = vec!["--json", "identify"];
     args.extend(strangers.iter().map(|p| s(p)));
     let lines = json_lines(&ok(&args, &gallery));
@@ -137,11 +151,17 @@ fn enrolling_the_same_face_twice_under_another_name_warns() {
     let dir = data.join("dev/face_recognition_examples/kit_harington");
     let photos = photos(&dir);
     ok(&["enroll", "--name", "Kit", s(&photos[0])], &gallery);
-    let out = ok(&["--json", "enroll", "--name", "Jon Snow", s(&photos[1])], &gallery);
+    let out = ok(
+        &["--json", "enroll", "--name", "Jon Snow", s(&photos[1])],
+        &gallery,
+    );
     let v: Value = serde_json::from_str(&out).unwrap();
     let warnings = v["warnings"].as_array().unwrap();
     assert_eq!(warnings.len(), 1, "{v}");
-    assert!(warnings[0].as_str().unwrap().contains("already-enrolled Kit"));
+    assert!(warnings[0]
+        .as_str()
+        .unwrap()
+        .contains("already-enrolled Kit"));
 }
 
 #[test]
@@ -150,11 +170,33 @@ fn remove_and_clear() {
     let tmp = tempfile::tempdir().unwrap();
     let gallery = tmp.path().join("gallery.fg");
     let dir = data.join("dev/face_recognition_examples");
-    ok(&["enroll", "--name", "Rose", s(&photos(&dir.join("rose_leslie"))[0])], &gallery);
-    ok(&["enroll", "--name", "Lin", s(&photos(&dir.join("lin_manuel_miranda"))[0])], &gallery);
+    ok(
+        &[
+            "enroll",
+            "--name",
+            "Rose",
+            s(&photos(&dir.join("rose_leslie"))[0]),
+        ],
+        &gallery,
+    );
+    ok(
+        &[
+            "enroll",
+            "--largest",
+            "--name",
+            "Lin",
+            s(&photos(&dir.join("lin_manuel_miranda"))[0]),
+        ],
+        &gallery,
+    );
     ok(&["remove", "rose"], &gallery);
     let listed: Value = serde_json::from_str(&ok(&["--json", "list"], &gallery)).unwrap();
-    let names: Vec<&str> = listed["people"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = listed["people"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["Lin"]);
     let out = run(&["remove", "Nobody"], &gallery);
     assert!(!out.status.success());

@@ -48,7 +48,8 @@ fn embed_file(data: &Path, dir: &Path) -> PathBuf {
 
 fn enroll_from(gallery: &Path, embeddings: &Path, name: &str) -> Command {
     let mut cmd = with_gallery(gallery);
-    cmd.args(["enroll", "--name", name, "--from-embed"]).arg(embeddings);
+    cmd.args(["enroll", "--name", name, "--from-embed"])
+        .arg(embeddings);
     cmd
 }
 
@@ -56,7 +57,8 @@ fn enroll_from(gallery: &Path, embeddings: &Path, name: &str) -> Command {
 fn damaged_images_give_one_line_errors() {
     let data = data_or_skip!();
     let tmp = tempfile::tempdir().unwrap();
-    let jpeg = std::fs::read(data.join("dev/face_recognition_examples/rose_leslie/img1.jpg")).unwrap();
+    let jpeg =
+        std::fs::read(data.join("dev/face_recognition_examples/rose_leslie/img1.jpg")).unwrap();
     let truncated = tmp.path().join("truncated.jpg");
     std::fs::write(&truncated, &jpeg[..jpeg.len() / 3]).unwrap();
     let text = tmp.path().join("notes.jpg");
@@ -70,7 +72,10 @@ fn damaged_images_give_one_line_errors() {
         let out = run(common::facegate().arg("embed").arg(path));
         assert!(!out.status.success());
         let err = stderr(&out);
-        assert!(err.contains(expected) && err.contains(path.to_str().unwrap()), "{err}");
+        assert!(
+            err.contains(expected) && err.contains(path.to_str().unwrap()),
+            "{err}"
+        );
         assert!(!err.contains("panicked"), "{err}");
     }
 }
@@ -81,15 +86,23 @@ fn corrupt_gallery_falls_back_to_the_backup_and_is_never_overwritten() {
     let tmp = tempfile::tempdir().unwrap();
     let gallery = tmp.path().join("gallery.fg");
     let emb = embed_file(&data, tmp.path());
-    assert!(run(&mut enroll_from(&gallery, &emb, "Ann")).status.success());
-    assert!(run(&mut enroll_from(&gallery, &emb, "Bob")).status.success());
+    assert!(run(&mut enroll_from(&gallery, &emb, "Ann"))
+        .status
+        .success());
+    assert!(run(&mut enroll_from(&gallery, &emb, "Bob"))
+        .status
+        .success());
 
     // Cut the main file short: the backup (holding Ann) is loaded, and the user is told.
     let bytes = std::fs::read(&gallery).unwrap();
     std::fs::write(&gallery, &bytes[..bytes.len() / 2]).unwrap();
     let out = run(with_gallery(&gallery).args(["--json", "list"]));
     assert!(out.status.success());
-    assert!(stderr(&out).contains("loaded the backup"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("loaded the backup"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(people(&gallery), vec!["Ann"]);
 
     // Both copies damaged: a clear error, and the files stay exactly as they were.
@@ -98,11 +111,20 @@ fn corrupt_gallery_falls_back_to_the_backup_and_is_never_overwritten() {
     let last = b.len() - 1;
     b[last] ^= 0x40;
     std::fs::write(&backup, &b).unwrap();
-    let before = (std::fs::read(&gallery).unwrap(), std::fs::read(&backup).unwrap());
+    let before = (
+        std::fs::read(&gallery).unwrap(),
+        std::fs::read(&backup).unwrap(),
+    );
     let out = run(&mut enroll_from(&gallery, &emb, "Cy"));
     assert!(!out.status.success());
     assert!(stderr(&out).contains("gallery"), "{}", stderr(&out));
-    assert_eq!(before, (std::fs::read(&gallery).unwrap(), std::fs::read(&backup).unwrap()));
+    assert_eq!(
+        before,
+        (
+            std::fs::read(&gallery).unwrap(),
+            std::fs::read(&backup).unwrap()
+        )
+    );
 }
 
 #[test]
@@ -111,15 +133,22 @@ fn gallery_of_another_embedder_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let gallery = tmp.path().join("gallery.fg");
     let emb = embed_file(&data, tmp.path());
-    assert!(run(&mut enroll_from(&gallery, &emb, "Ann")).status.success());
+    assert!(run(&mut enroll_from(&gallery, &emb, "Ann"))
+        .status
+        .success());
     let before = std::fs::read(&gallery).unwrap();
     let out = run(with_gallery(&gallery).args(["--embedder", "dlib", "list"]));
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("mobilefacenet-arcface") && err.contains("dlib-resnet"), "{err}");
+    assert!(
+        err.contains("mobilefacenet-arcface") && err.contains("dlib-resnet"),
+        "{err}"
+    );
     // Enrolling with the other embedder must not replace the gallery either.
     let photo = data.join("dev/face_recognition_examples/rose_leslie/img2.jpg");
-    let out = run(with_gallery(&gallery).args(["--embedder", "dlib", "enroll", "--name", "X"]).arg(&photo));
+    let out = run(with_gallery(&gallery)
+        .args(["--embedder", "dlib", "enroll", "--name", "X"])
+        .arg(&photo));
     assert!(!out.status.success());
     assert_eq!(before, std::fs::read(&gallery).unwrap());
 }
@@ -148,16 +177,28 @@ fn damaged_or_missing_models_are_refused() {
     let mut bytes = std::fs::read(&onnx).unwrap();
     bytes[1000] ^= 1;
     std::fs::write(&onnx, &bytes).unwrap();
-    let out = run(common::facegate().env("FACEGATE_MODELS", &models).arg("embed").arg(&photo));
+    let out = run(common::facegate()
+        .env("FACEGATE_MODELS", &models)
+        .arg("embed")
+        .arg(&photo));
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("checksum mismatch") && err.contains("mobilefacenet.onnx"), "{err}");
+    assert!(
+        err.contains("checksum mismatch") && err.contains("mobilefacenet.onnx"),
+        "{err}"
+    );
 
     std::fs::remove_file(models.join("pnet.onnx")).unwrap();
-    let out = run(common::facegate().env("FACEGATE_MODELS", &models).arg("embed").arg(&photo));
+    let out = run(common::facegate()
+        .env("FACEGATE_MODELS", &models)
+        .arg("embed")
+        .arg(&photo));
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("pnet.onnx") && err.contains("No such file"), "{err}");
+    assert!(
+        err.contains("pnet.onnx") && err.contains("No such file"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -204,7 +245,9 @@ fn full_disk_fails_the_write_and_keeps_the_gallery() {
         return;
     };
     let gallery = disk.0.join("gallery.fg");
-    assert!(run(&mut enroll_from(&gallery, &emb, "Ann")).status.success());
+    assert!(run(&mut enroll_from(&gallery, &emb, "Ann"))
+        .status
+        .success());
     // Fill the disk to the last byte.
     let filler = vec![0u8; 4096];
     let mut file = std::fs::File::create(disk.0.join("filler")).unwrap();
@@ -233,13 +276,17 @@ fn killing_the_binary_mid_write_never_loses_the_gallery() {
     let emb = embed_file(&data, tmp.path());
     // A gallery of some size, so that each save takes a while.
     for i in 0..40 {
-        assert!(run(&mut enroll_from(&gallery, &emb, &format!("seed-{i}"))).status.success());
+        assert!(run(&mut enroll_from(&gallery, &emb, &format!("seed-{i}")))
+            .status
+            .success());
     }
     // How long one enrollment takes, so kills land all over its run, the save included.
     let mut durations: Vec<Duration> = (0..5)
         .map(|i| {
             let started = Instant::now();
-            assert!(run(&mut enroll_from(&gallery, &emb, &format!("timed-{i}"))).status.success());
+            assert!(run(&mut enroll_from(&gallery, &emb, &format!("timed-{i}")))
+                .status
+                .success());
             started.elapsed()
         })
         .collect();
@@ -280,9 +327,16 @@ fn killing_the_binary_mid_write_never_loses_the_gallery() {
         // Always loadable from the main file, and nothing enrolled before is ever lost.
         let out = run(with_gallery(&gallery).args(["--json", "list"]));
         assert!(out.status.success(), "after kill {i}: {}", stderr(&out));
-        assert!(!stderr(&out).contains("backup"), "after kill {i}: {}", stderr(&out));
+        assert!(
+            !stderr(&out).contains("backup"),
+            "after kill {i}: {}",
+            stderr(&out)
+        );
         let now = people(&gallery).len();
-        assert!(now == known || now == known + 1, "after kill {i}: {known} → {now} people");
+        assert!(
+            now == known || now == known + 1,
+            "after kill {i}: {known} → {now} people"
+        );
         known = now;
     }
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
@@ -295,5 +349,8 @@ fn killing_the_binary_mid_write_never_loses_the_gallery() {
     eprintln!(
         "300 runs: {killed} killed, {completed} completed; typical run {typical:?}; {known} people at the end"
     );
-    assert!(killed >= 30 && completed >= 30, "kills did not spread over the run");
+    assert!(
+        killed >= 30 && completed >= 30,
+        "kills did not spread over the run"
+    );
 }

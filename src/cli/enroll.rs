@@ -43,7 +43,9 @@ pub fn run(ctx: &Context, args: EnrollArgs) -> Result<ExitCode> {
     let threshold = ctx.threshold()?;
     let expected = ctx.gallery_id()?;
     let mut gallery = ctx.load_gallery(&expected)?;
-    let existing = gallery.find(&Selector::Name(args.name.clone())).map(|p| p.id);
+    let existing = gallery
+        .find(&Selector::Name(args.name.clone()))
+        .map(|p| p.id);
     if existing.is_some() && !args.append {
         bail!(
             "'{}' is already enrolled; use --append to add these photos to them, or remove them first",
@@ -72,7 +74,9 @@ pub fn run(ctx: &Context, args: EnrollArgs) -> Result<ExitCode> {
             id
         }
         None => {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
             gallery.add_person(&args.name, &vectors, now)?
         }
     };
@@ -106,7 +110,11 @@ pub fn run(ctx: &Context, args: EnrollArgs) -> Result<ExitCode> {
 
 /// One embedding per photo; any photo without exactly one usable face fails the enrollment
 /// before anything is written.
-fn embed_photos(pipeline: &Pipeline, images: &[PathBuf], largest: bool) -> Result<Vec<(String, Vec<f32>)>> {
+fn embed_photos(
+    pipeline: &Pipeline,
+    images: &[PathBuf],
+    largest: bool,
+) -> Result<Vec<(String, Vec<f32>)>> {
     let mut out = Vec::new();
     let mut times = StageTimes::default();
     for path in images {
@@ -114,12 +122,16 @@ fn embed_photos(pipeline: &Pipeline, images: &[PathBuf], largest: bool) -> Resul
         let analysis = pipeline.analyse(&image, &mut times)?;
         let mut faces = analysis.faces;
         let face = match faces.len() {
-            0 => bail!("{}: no face found; use a photo where the face is clearly visible", path.display()),
+            0 => bail!(
+                "{}: no face found; use a photo where the face is clearly visible",
+                path.display()
+            ),
             1 => faces.remove(0),
             n if largest => faces
                 .into_iter()
                 .max_by(|a, b| {
-                    let area = |f: &facegate::pipeline::Face| f.detection.width() * f.detection.height();
+                    let area =
+                        |f: &facegate::pipeline::Face| f.detection.width() * f.detection.height();
                     area(a).total_cmp(&area(b))
                 })
                 .unwrap_or_else(|| unreachable!("{n} faces")),
@@ -148,12 +160,18 @@ struct EmbedFace {
 
 /// The central face of every line of `facegate embed` output.
 fn read_embed_output(ctx: &Context, file: &Path) -> Result<Vec<(String, Vec<f32>)>> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let expected = ctx.gallery_id()?;
     let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let parsed: EmbedLine = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}: not a `facegate embed` line", file.display(), n + 1))?;
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let parsed: EmbedLine = serde_json::from_str(line).with_context(|| {
+            format!("{}:{}: not a `facegate embed` line", file.display(), n + 1)
+        })?;
         if parsed.embedder.as_deref() != Some(expected.id.as_str()) {
             bail!(
                 "{}:{}: embeddings from embedder {:?}, but the gallery uses {}",

@@ -33,15 +33,19 @@ pub fn run(ctx: &Context, args: IdentifyArgs) -> Result<ExitCode> {
     let mut times = StageTimes::default();
     let mut failed = false;
     for path in &args.images {
-        let analysis = match load_rgb(path).map_err(anyhow::Error::from).and_then(|img| {
-            Ok(pipeline.analyse(&img, &mut times)?)
-        }) {
+        let analysis = match load_rgb(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|img| Ok(pipeline.analyse(&img, &mut times)?))
+        {
             Ok(a) => a,
             Err(err) => {
                 failed = true;
                 eprintln!("facegate: {err:#}");
                 if ctx.json {
-                    println!("{}", json!({ "image": path, "error": format!("{err:#}"), "faces": [] }));
+                    println!(
+                        "{}",
+                        json!({ "image": path, "error": format!("{err:#}"), "faces": [] })
+                    );
                 }
                 continue;
             }
@@ -55,8 +59,17 @@ pub fn run(ctx: &Context, args: IdentifyArgs) -> Result<ExitCode> {
             };
             if !ctx.json {
                 let who = match (&known, &best) {
-                    (Some(c), _) => format!("{} (id {}, similarity {:.3})", c.name.as_str(), c.person_id, c.similarity),
-                    (None, Some(b)) => format!("unknown (closest: {} at {:.3})", b.name.as_str(), b.similarity),
+                    (Some(c), _) => format!(
+                        "{} (id {}, similarity {:.3})",
+                        c.name.as_str(),
+                        c.person_id,
+                        c.similarity
+                    ),
+                    (None, Some(b)) => format!(
+                        "unknown (closest: {} at {:.3})",
+                        b.name.as_str(),
+                        b.similarity
+                    ),
                     (None, None) => "unknown".to_string(),
                 };
                 let b = face.detection.bbox;
@@ -92,7 +105,11 @@ pub fn run(ctx: &Context, args: IdentifyArgs) -> Result<ExitCode> {
             println!("{}: no face found", path.display());
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn candidate_json(c: &Candidate) -> Value {

@@ -7,11 +7,12 @@ use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 
 use facegate::config::Config;
-use facegate::models::ModelDir;
 use facegate::gallery::{EmbedderId, Gallery, GalleryStore, LoadSource};
+use facegate::models::ModelDir;
 use facegate::pipeline::{gallery_id, Pipeline};
 
 mod bench;
+mod calibrate;
 mod embed;
 mod enroll;
 mod identify;
@@ -60,6 +61,8 @@ enum Command {
     Remove(people::RemoveArgs),
     /// Remove everyone from the gallery
     Clear(people::ClearArgs),
+    /// Choose the match threshold for a target false accept rate
+    Calibrate(calibrate::CalibrateArgs),
     /// Time each pipeline stage over images
     Bench(bench::BenchArgs),
 }
@@ -131,7 +134,11 @@ impl Context {
     pub fn threshold(&self) -> Result<f32> {
         Ok(match self.config.matching.threshold {
             Some(t) => t,
-            None => self.models.embedder_manifest(&self.config.embedder)?.threshold,
+            None => {
+                self.models
+                    .embedder_manifest(&self.config.embedder)?
+                    .threshold
+            }
         })
     }
 }
@@ -146,6 +153,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Clear(a) => people::clear(&ctx, a),
         Command::Embed(a) => embed::run(&ctx, a),
         Command::Verify(a) => verify::run(&ctx, a),
+        Command::Calibrate(a) => calibrate::run(&ctx, a),
         Command::Bench(a) => bench::run(&ctx, a),
     }
 }

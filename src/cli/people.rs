@@ -47,7 +47,12 @@ pub fn list(ctx: &Context) -> Result<ExitCode> {
     } else {
         println!("{:>5}  {:<32} {:>9}", "id", "name", "templates");
         for p in gallery.people() {
-            println!("{:>5}  {:<32} {:>9}", p.id, p.name.as_str(), p.templates.len());
+            println!(
+                "{:>5}  {:<32} {:>9}",
+                p.id,
+                p.name.as_str(),
+                p.templates.len()
+            );
         }
         println!(
             "{} people, {} templates ({})",
@@ -68,7 +73,10 @@ pub fn remove(ctx: &Context, args: RemoveArgs) -> Result<ExitCode> {
     let person = gallery.remove(&selector)?;
     ctx.store().save(&gallery)?;
     if ctx.json {
-        println!("{}", json!({ "removed": { "id": person.id, "name": person.name.as_str() } }));
+        println!(
+            "{}",
+            json!({ "removed": { "id": person.id, "name": person.name.as_str() } })
+        );
     } else {
         println!("removed {} (id {})", person.name.as_str(), person.id);
     }

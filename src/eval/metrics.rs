@@ -58,6 +58,40 @@ pub fn kfold_accuracy(scores: &[f32], same: &[bool], fold: &[usize]) -> Vec<(f32
         .collect()
 }
 
+/// The lowest threshold at which at most `far` of the impostor scores are accepted
+/// (`score >= threshold`). `None` when there are too few impostors to measure that rate.
+pub fn threshold_at_far(impostors: &[f32], far: f64) -> Option<f32> {
+    let mut sorted: Vec<f32> = impostors
+        .iter()
+        .copied()
+        .filter(|s| s.is_finite())
+        .collect();
+    if sorted.is_empty() || far * (sorted.len() as f64) < 1.0 {
+        return None;
+    }
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    // Accepting k = floor(far·n) impostors: the threshold sits just above the (k+1)-th highest.
+    let k = (far * sorted.len() as f64).floor() as usize;
+    Some(next_up(sorted[k]))
+}
+
+/// Fraction of `scores` at or above `threshold`.
+pub fn rate_at_or_above(scores: &[f32], threshold: f32) -> f64 {
+    if scores.is_empty() {
+        return 0.0;
+    }
+    scores.iter().filter(|&&s| s >= threshold).count() as f64 / scores.len() as f64
+}
+
+/// The smallest f32 greater than `x` (for finite `x`).
+fn next_up(x: f32) -> f32 {
+    if x == 0.0 {
+        return f32::from_bits(1);
+    }
+    let bits = x.to_bits();
+    f32::from_bits(if x > 0.0 { bits + 1 } else { bits - 1 })
+}
+
 /// Mean and population standard deviation.
 pub fn mean_std(values: &[f64]) -> (f64, f64) {
     if values.is_empty() {
@@ -95,6 +129,24 @@ mod tests {
         let result = kfold_accuracy(&scores, &same, &fold);
         assert_eq!(result[0].1, 0.5); // 0.5 ≥ 0.65? no → wrong; 0.4 → right
         assert_eq!(result[1].1, 0.5); // threshold 0.45 from fold 0: 0.6 wrongly accepted
+    }
+
+    #[test]
+    fn threshold_at_far_accepts_at_most_that_fraction() {
+        let impostors: Vec<f32> = (0..1000).map(|i| i as f32 / 1000.0).collect();
+        let t = threshold_at_far(&impostors, 0.01).unwrap();
+        assert_eq!(rate_at_or_above(&impostors, t), 0.01);
+        // One step lower would accept one more.
+        assert!(rate_at_or_above(&impostors, 0.989) > 0.01);
+        assert_eq!(
+            threshold_at_far(&impostors, 1e-4),
+            None,
+            "1,000 impostors cannot show 1e-4"
+        );
+        // Ties: every tied impostor is accepted or none is.
+        let tied = [0.5f32; 10];
+        let t = threshold_at_far(&tied, 0.5).unwrap();
+        assert_eq!(rate_at_or_above(&tied, t), 0.0);
     }
 
     #[test]

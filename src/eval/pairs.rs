@@ -81,11 +81,19 @@ fn parse_pairs(text: &str, root: &Path) -> Result<Vec<Pair>, (usize, String)> {
                 same: false,
                 fold,
             },
-            _ => return Err((line, format!("expected `name i j` or `name1 i name2 j`, found `{text}`"))),
+            _ => {
+                return Err((
+                    line,
+                    format!("expected `name i j` or `name1 i name2 j`, found `{text}`"),
+                ))
+            }
         };
         // Within a fold the first n lines are matched pairs and the next n mismatched.
         if pair.same != (k % (2 * n) < n) {
-            return Err((line, "matched and mismatched pairs are out of order".to_string()));
+            return Err((
+                line,
+                "matched and mismatched pairs are out of order".to_string(),
+            ));
         }
         pairs.push(pair);
     }
@@ -104,7 +112,10 @@ mod tests {
         assert_eq!(pairs[0].a, PathBuf::from("/r/Al/Al_0001.jpg"));
         assert_eq!(pairs[1].b, PathBuf::from("/r/Bo/Bo_0003.jpg"));
         assert!(pairs[0].same && !pairs[1].same);
-        assert_eq!(pairs.iter().map(|p| p.fold).collect::<Vec<_>>(), vec![0, 0, 1, 1]);
+        assert_eq!(
+            pairs.iter().map(|p| p.fold).collect::<Vec<_>>(),
+            vec![0, 0, 1, 1]
+        );
     }
 
     #[test]

@@ -371,7 +371,10 @@ impl GalleryStore {
         let prefixes = [format!("{name}.tmp-"), format!("{name}.bak.new-")];
         for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
             let file = entry.file_name();
-            if file.to_str().is_some_and(|f| prefixes.iter().any(|p| f.starts_with(p.as_str()))) {
+            if file
+                .to_str()
+                .is_some_and(|f| prefixes.iter().any(|p| f.starts_with(p.as_str())))
+            {
                 let _ = fs::remove_file(entry.path());
             }
         }

@@ -33,6 +33,11 @@ pub struct DetectorParams {
     pub thresholds: [f32; 3],
     /// Scale step between pyramid levels.
     pub scale_factor: f32,
+    /// Final score a face needs to be reported. The cascade thresholds above are MTCNN's, tuned
+    /// for benchmark recall; measured here, raising the bar from 0.7 to 0.9 cut detections on
+    /// the MOT20 crowd frames (no visible faces) from 104 to 15 while the lowest score of the
+    /// 1,544 central faces of the disjoint LFW set was 0.974 (see docs in README).
+    pub min_score: f32,
 }
 
 impl Default for DetectorParams {
@@ -41,6 +46,7 @@ impl Default for DetectorParams {
             min_face: 20.0,
             thresholds: [0.6, 0.7, 0.7],
             scale_factor: 0.709,
+            min_score: 0.9,
         }
     }
 }
@@ -221,6 +227,7 @@ impl Mtcnn {
 
         Ok(faces
             .into_iter()
+            .filter(|c| c.score >= self.params.min_score)
             .map(|c| Detection {
                 bbox: c.b,
                 score: c.score,
@@ -494,14 +501,21 @@ enum Overlap {
 }
 
 /// Greedy non-maximum suppression; returns the kept candidates, best score first.
+///
+/// As in the reference: IoU on continuous box sizes for `Union` (torchvision), inclusive pixel
+/// sizes (+1) for the final `Min`.
 fn nms(mut boxes: Vec<Candidate>, threshold: f32, mode: Overlap) -> Vec<Candidate> {
     boxes.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let area = |b: &[f32; 4]| (b[2] - b[0] + 1.0) * (b[3] - b[1] + 1.0);
+    let one = match mode {
+        Overlap::Union => 0.0,
+        Overlap::Min => 1.0,
+    };
+    let area = |b: &[f32; 4]| (b[2] - b[0] + one) * (b[3] - b[1] + one);
     let mut kept: Vec<Candidate> = Vec::with_capacity(boxes.len());
     'next: for c in boxes {
         for k in &kept {
-            let iw = (c.b[2].min(k.b[2]) - c.b[0].max(k.b[0]) + 1.0).max(0.0);
-            let ih = (c.b[3].min(k.b[3]) - c.b[1].max(k.b[1]) + 1.0).max(0.0);
+            let iw = (c.b[2].min(k.b[2]) - c.b[0].max(k.b[0]) + one).max(0.0);
+            let ih = (c.b[3].min(k.b[3]) - c.b[1].max(k.b[1]) + one).max(0.0);
             let inter = iw * ih;
             let overlap = match mode {
                 Overlap::Union => inter / (area(&c.b) + area(&k.b) - inter),

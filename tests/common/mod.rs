@@ -47,8 +47,13 @@ pub fn pipeline(embedder: &str) -> &'static Pipeline {
     };
     cell.get_or_init(|| {
         let dir = ModelDir::locate(Some(&models_dir())).unwrap();
-        Pipeline::load(&dir, embedder, DetectorParams::default(), LowLightParams::default())
-            .unwrap()
+        Pipeline::load(
+            &dir,
+            embedder,
+            DetectorParams::default(),
+            LowLightParams::default(),
+        )
+        .unwrap()
     })
 }
 
@@ -64,13 +69,18 @@ pub fn analyse_all(pipeline: &Pipeline, paths: &[PathBuf]) -> Vec<Analysis> {
                     part.iter()
                         .map(|p| {
                             let image = load_rgb(p).unwrap_or_else(|e| panic!("{e}"));
-                            pipeline.analyse(&image, &mut StageTimes::default()).unwrap()
+                            pipeline
+                                .analyse(&image, &mut StageTimes::default())
+                                .unwrap()
                         })
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     })
 }
 
@@ -83,13 +93,12 @@ pub fn images_in(dir: &Path) -> Vec<PathBuf> {
             let p = entry.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| {
-                    matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png" | "gif" | "pgm")
-                })
-            {
+            } else if p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                matches!(
+                    e.to_ascii_lowercase().as_str(),
+                    "jpg" | "jpeg" | "png" | "gif" | "pgm"
+                )
+            }) {
                 out.push(p);
             }
         }
