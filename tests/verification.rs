@@ -5,9 +5,26 @@ mod common;
 
 use facegate::eval::metrics::{kfold_accuracy, mean_std};
 use facegate::eval::pairs::read_pairs;
+use facegate::gallery::Template;
 use facegate::vision::embed::cosine;
 
-/// Accuracy per fold for `embedder`, printing what was measured.
+/// `b` as the gallery stores it (i8 with a scale), decoded back.
+fn as_stored(b: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0; b.len()];
+    Template::encode(b).decode_into(&mut out);
+    out
+}
+
+/// Mean k-fold accuracy (threshold from the other folds) of these scores.
+fn kfold_mean(scores: &[f32], same: &[bool], fold: &[usize]) -> (f64, f64, Vec<(f32, f64)>) {
+    let per_fold = kfold_accuracy(scores, same, fold);
+    let accs: Vec<f64> = per_fold.iter().map(|(_, a)| *a).collect();
+    let (mean, std) = mean_std(&accs);
+    (mean, std, per_fold)
+}
+
+/// Accuracy per fold for `embedder`, printing what was measured; also checks that storing one
+/// side of each pair as a compact gallery template changes nothing that can be measured here.
 fn lfw_accuracy(embedder: &str) -> Option<f64> {
     let data = common::data_dir()?;
     let root = data.join("dev/lfw_folds_1_2");
@@ -50,9 +67,23 @@ fn lfw_accuracy(embedder: &str) -> Option<f64> {
         .collect();
     let same: Vec<bool> = pairs.iter().map(|p| p.same).collect();
     let fold: Vec<usize> = pairs.iter().map(|p| p.fold).collect();
-    let per_fold = kfold_accuracy(&scores, &same, &fold);
-    let accs: Vec<f64> = per_fold.iter().map(|(_, a)| *a).collect();
-    let (mean, std) = mean_std(&accs);
+    let (mean, std, per_fold) = kfold_mean(&scores, &same, &fold);
+    let stored: Vec<f32> = pairs
+        .iter()
+        .map(|p| match (embedding(&p.a), embedding(&p.b)) {
+            (Some(a), Some(b)) => cosine(a, &as_stored(b)),
+            _ => -1.0,
+        })
+        .collect();
+    let (stored_mean, _, _) = kfold_mean(&stored, &same, &fold);
+    let drift = scores.iter().zip(&stored).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    eprintln!(
+        "{embedder}: with gallery templates (i8 + scale, {} bytes each): accuracy {:.2} %, max similarity change {drift:.2e}",
+        Template::bytes_for(embedding(&pairs[0].a).map_or(0, |e| e.len())),
+        stored_mean * 100.0
+    );
+    // One pair is 1/600 of a fold: compact storage must not move the accuracy by a pair.
+    assert!((stored_mean - mean).abs() < 1.0 / 1200.0, "{stored_mean} vs {mean}");
     eprintln!(
         "{embedder}: LFW folds 1-2, {} pairs, {} images: accuracy {:.2} % ± {:.2} (per fold: {:?})",
         pairs.len(),
