@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from manifest_common import keep_threshold
 from onnx import TensorProto, helper, numpy_helper
 
 MODELS = Path(__file__).resolve().parent            # /work/main/models
@@ -485,35 +486,6 @@ def read_pairs(fold=0):
 
 def rel_data(p):
     return str(Path(p).resolve().relative_to(DATA))
-
-
-def keep_threshold(path, text):
-    """Carry the calibrated top-level `threshold = ...` line of the manifest already at `path`
-    (verbatim, with the `# threshold:` comment lines directly above it) into the new manifest
-    `text`; the generated `threshold = 0.0` stays only when there is none."""
-    if not path.exists():
-        return text
-    old = path.read_text().split("\n")
-    keep = None
-    for i, ln in enumerate(old):
-        if ln.startswith("["):
-            break
-        if re.match(r"threshold\s*=", ln):
-            value = ln.split("=", 1)[1].split("#", 1)[0].strip()
-            try:
-                float(value)
-            except ValueError:
-                raise SystemExit(f"{path}: threshold {value!r} is not a number")
-            j = i
-            while j > 0 and old[j - 1].startswith("# threshold:"):
-                j -= 1
-            keep = old[j:i + 1]
-            break
-    if keep is None:
-        return text
-    new = text.split("\n")
-    i = next(k for k, ln in enumerate(new) if re.match(r"threshold\s*=", ln))
-    return "\n".join(new[:i] + keep + new[i + 1:])
 
 
 def main():

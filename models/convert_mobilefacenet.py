@@ -43,6 +43,7 @@ import tarfile
 
 import numpy as np
 import onnx
+from manifest_common import keep_threshold
 import onnxruntime as ort
 import tflite
 from onnx import TensorProto, helper, numpy_helper
@@ -501,36 +502,6 @@ def write_f32(path, arr):
 
 def toml_str(s):
     return json.dumps(s)  # a JSON string is a valid TOML basic string
-
-
-def keep_threshold(path, text):
-    """Carry the calibrated top-level `threshold = ...` line of the manifest already at `path`
-    (verbatim, with the `# threshold:` comment lines directly above it) into the new manifest
-    `text`; the generated `threshold = 0.0` stays only when there is none."""
-    if not os.path.exists(path):
-        return text
-    with open(path) as f:
-        old = f.read().split("\n")
-    keep = None
-    for i, ln in enumerate(old):
-        if ln.startswith("["):
-            break
-        if re.match(r"threshold\s*=", ln):
-            value = ln.split("=", 1)[1].split("#", 1)[0].strip()
-            try:
-                float(value)
-            except ValueError:
-                raise SystemExit(f"{path}: threshold {value!r} is not a number")
-            j = i
-            while j > 0 and old[j - 1].startswith("# threshold:"):
-                j -= 1
-            keep = old[j:i + 1]
-            break
-    if keep is None:
-        return text
-    new = text.split("\n")
-    i = next(k for k, ln in enumerate(new) if re.match(r"threshold\s*=", ln))
-    return "\n".join(new[:i] + keep + new[i + 1:])
 
 
 def session(data):

@@ -88,3 +88,39 @@ fn annotated_faces_in_crowded_photos_are_found() {
     );
     assert!(recall >= 0.90, "recall {recall}");
 }
+
+#[test]
+fn a_face_in_a_very_dark_photo_is_found_on_the_brightened_retry() {
+    let data = data_or_skip!();
+    let path = data.join("dev/face_recognition_examples/kit_harington/john1.jpeg");
+    let mut image = facegate::image_io::load_rgb(&path).unwrap();
+    // A dim corridor: a twentieth of the light.
+    for p in image.pixels_mut() {
+        for c in 0..3 {
+            p[c] /= 20;
+        }
+    }
+    let pipeline = common::pipeline("mobilefacenet");
+    let mut times = facegate::pipeline::StageTimes::default();
+    let direct = pipeline
+        .detector()
+        .detect(&image, &mut times.detect)
+        .unwrap();
+    assert!(
+        direct.is_empty(),
+        "the darkened photo should defeat the plain detector"
+    );
+    let analysis = pipeline.analyse(&image, &mut times).unwrap();
+    assert!(analysis.enhanced, "the retry must be reported");
+    assert_eq!(analysis.faces.len(), 1);
+    // And the face is still recognisable: compared with the same photo in full light.
+    let bright = facegate::image_io::load_rgb(&path).unwrap();
+    let reference = pipeline.analyse(&bright, &mut times).unwrap();
+    let similarity = facegate::vision::embed::cosine(
+        &reference.faces[0].embedding,
+        &analysis.faces[0].embedding,
+    );
+    let threshold = pipeline.embedder().manifest().threshold;
+    eprintln!("dark vs bright similarity {similarity:.3} (threshold {threshold})");
+    assert!(similarity >= threshold);
+}

@@ -76,14 +76,21 @@ fn lfw_accuracy(embedder: &str) -> Option<f64> {
         })
         .collect();
     let (stored_mean, _, _) = kfold_mean(&stored, &same, &fold);
-    let drift = scores.iter().zip(&stored).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let drift = scores
+        .iter()
+        .zip(&stored)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     eprintln!(
         "{embedder}: with gallery templates (i8 + scale, {} bytes each): accuracy {:.2} %, max similarity change {drift:.2e}",
         Template::bytes_for(embedding(&pairs[0].a).map_or(0, |e| e.len())),
         stored_mean * 100.0
     );
     // One pair is 1/600 of a fold: compact storage must not move the accuracy by a pair.
-    assert!((stored_mean - mean).abs() < 1.0 / 1200.0, "{stored_mean} vs {mean}");
+    assert!(
+        (stored_mean - mean).abs() < 1.0 / 1200.0,
+        "{stored_mean} vs {mean}"
+    );
     eprintln!(
         "{embedder}: LFW folds 1-2, {} pairs, {} images: accuracy {:.2} % ± {:.2} (per fold: {:?})",
         pairs.len(),
