@@ -197,17 +197,15 @@ pub fn heatmap_png(
     let label_font = if cell >= 14 { 13 } else { 9 };
     let label_px = (longest * label_font * 6 / 10 + 12).min(260);
     let side = cell * n as u32;
-    let (width, height) = (label_px + side + 130, label_px + side + 50);
+    // Wide enough for the title too (about 10 px per character at 18 px).
+    let title_px = title.chars().count() as u32 * 10 + 20;
+    let (width, height) = ((label_px + side + 130).max(title_px), label_px + side + 50);
     let mut buf = vec![255u8; (width * height * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(&e))?;
-        root.draw_text(
-            title,
-            &(FONT, 18).into_text_style(&root),
-            (label_px as i32, 10),
-        )
-        .map_err(|e| err(&e))?;
+        root.draw_text(title, &(FONT, 18).into_text_style(&root), (10, 10))
+            .map_err(|e| err(&e))?;
         let (ox, oy) = (label_px as i32, 40 + label_px as i32 - 30);
         let text = (FONT, label_font).into_text_style(&root);
         let value_text = (FONT, 12).into_text_style(&root);
@@ -225,6 +223,9 @@ pub fn heatmap_png(
                     .map_err(|e| err(&e))?;
                 }
                 if cell >= 40 {
+                    // Light text on the dark cells.
+                    let ink = if v > 0.6 { WHITE } else { BLACK };
+                    let value_text = value_text.color(&ink);
                     root.draw_text(
                         &format!("{v:.2}"),
                         &value_text,
