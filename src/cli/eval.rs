@@ -383,7 +383,10 @@ fn identify(runner: &mut Runner, args: IdentifyArgs) -> Result<Report> {
     // A probe of someone not enrolled (no usable gallery photo) is a stranger to this gallery.
     let mut outcomes = Vec::with_capacity(probes.len());
     let mut unenrolled_probe_labels = BTreeMap::<String, usize>::new();
-    for ((label, _), e) in probes.iter().zip(&probe_emb) {
+    // The errors worth looking at: strangers most like someone, enrolled people named wrongly.
+    let mut worst_strangers: Vec<(f32, String, String)> = Vec::new();
+    let mut misidentified: Vec<Value> = Vec::new();
+    for ((label, path), e) in probes.iter().zip(&probe_emb) {
         let mated = label != STRANGER && enrolled.contains(label.as_str());
         if label != STRANGER && !mated {
             *unenrolled_probe_labels.entry(label.clone()).or_default() += 1;
@@ -392,15 +395,29 @@ fn identify(runner: &mut Runner, args: IdentifyArgs) -> Result<Report> {
             Some(e) => gallery.search(e)?.into_iter().next(),
             None => None,
         };
+        let rank1_correct = mated
+            && best
+                .as_ref()
+                .is_some_and(|c| c.name.eq_ignore_ascii_case(label));
+        if let Some(c) = &best {
+            if !mated {
+                worst_strangers.push((
+                    c.similarity,
+                    path.display().to_string(),
+                    c.name.to_string(),
+                ));
+            } else if !rank1_correct {
+                misidentified.push(json!({"probe": path, "label": label, "named": c.name.as_str(), "similarity": c.similarity}));
+            }
+        }
         outcomes.push(SearchOutcome {
             mated,
-            rank1_correct: mated
-                && best
-                    .as_ref()
-                    .is_some_and(|c| c.name.eq_ignore_ascii_case(label)),
+            rank1_correct,
             score: best.map_or(f32::NEG_INFINITY, |c| c.similarity),
         });
     }
+    worst_strangers.sort_by(|a, b| b.0.total_cmp(&a.0));
+    worst_strangers.truncate(10);
     let mated = outcomes.iter().filter(|o| o.mated).count();
     let strangers = outcomes.len() - mated;
     let threshold = runner.threshold;
@@ -507,6 +524,8 @@ fn identify(runner: &mut Runner, args: IdentifyArgs) -> Result<Report> {
             "unenrolled_labels": unenrolled_probe_labels,
         },
         "rank1": rank1,
+        "misidentified": misidentified,
+        "most_similar_strangers": worst_strangers.iter().map(|(s, p, n)| json!({"probe": p, "named": n, "similarity": s})).collect::<Vec<_>>(),
         "tpir_at_fpir": at_fpir,
         "configured_threshold": {
             "threshold": threshold,
