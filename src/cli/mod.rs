@@ -15,6 +15,7 @@ mod bench;
 mod calibrate;
 mod embed;
 mod enroll;
+mod eval;
 mod identify;
 mod people;
 mod verify;
@@ -65,6 +66,8 @@ enum Command {
     Calibrate(calibrate::CalibrateArgs),
     /// Time each pipeline stage over images
     Bench(bench::BenchArgs),
+    /// Measure accuracy on your own data: pairs, open-set 1:N, conditions, heatmap
+    Eval(eval::EvalArgs),
 }
 
 /// What every command may need, loaded on demand.
@@ -155,5 +158,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Verify(a) => verify::run(&ctx, a),
         Command::Calibrate(a) => calibrate::run(&ctx, a),
         Command::Bench(a) => bench::run(&ctx, a),
+        Command::Eval(a) => eval::run(&ctx, a),
     }
 }

@@ -1,4 +1,7 @@
-//! Measuring accuracy: protocols (which images are compared) and metrics (what the scores mean).
+//! Measuring accuracy: protocols (which images are compared), metrics (what the scores mean),
+//! the embedding cache that makes re-runs fast, and plots.
 
+pub mod cache;
 pub mod metrics;
 pub mod pairs;
+pub mod plot;
