@@ -16,7 +16,9 @@ mod calibrate;
 mod embed;
 mod enroll;
 mod identify;
+mod log;
 mod people;
+mod run;
 mod verify;
 
 #[derive(Debug, Parser)]
@@ -65,6 +67,10 @@ enum Command {
     Calibrate(calibrate::CalibrateArgs),
     /// Time each pipeline stage over images
     Bench(bench::BenchArgs),
+    /// Run the terminal: camera frames in, accept / unknown out (LEDs, relay, display, log)
+    Run(run::RunArgs),
+    /// Print the decision log
+    Log(log::LogArgs),
 }
 
 /// What every command may need, loaded on demand.
@@ -155,5 +161,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Verify(a) => verify::run(&ctx, a),
         Command::Calibrate(a) => calibrate::run(&ctx, a),
         Command::Bench(a) => bench::run(&ctx, a),
+        Command::Run(a) => run::run(&ctx, a),
+        Command::Log(a) => log::run(&ctx, a),
     }
 }
