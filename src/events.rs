@@ -251,13 +251,13 @@ mod tests {
             unix_ms: 1_700_000_000_000 + i,
             frame_ms: i * 100,
             track: i,
-            outcome: if i % 2 == 0 {
+            outcome: if i.is_multiple_of(2) {
                 EventOutcome::Accepted
             } else {
                 EventOutcome::Unknown
             },
-            person_id: (i % 2 == 0).then_some(7),
-            name: (i % 2 == 0).then(|| "Ada Lovelace".to_string()),
+            person_id: i.is_multiple_of(2).then_some(7),
+            name: i.is_multiple_of(2).then(|| "Ada Lovelace".to_string()),
             similarity: 0.5 + i as f32 / 100.0,
             frames_used: 5,
         }

@@ -12,6 +12,8 @@ use crate::hw::camera::{Resilient, SourceEvent};
 use crate::hw::display::{Display, Screen};
 use crate::hw::indicator::{Indicator, Signal};
 use crate::pipeline::{Pipeline, StageTimes};
+use crate::vision::align::align_face;
+use crate::vision::quality::Quality;
 
 /// The longest the loop waits without checking for a stop request or feeding the watchdog.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
@@ -99,36 +101,80 @@ impl Terminal<'_> {
         }
     }
 
-    /// The faces of one frame as the decider sees them.
+    /// The faces of one frame as the decider sees them. Only faces that pass the quality gates
+    /// are embedded (the costly step): background faces are dropped at detection, poor ones
+    /// only need their quality figures for a hint.
     fn observe(
         &self,
         frame: &Frame,
         times: &mut StageTimes,
     ) -> Result<Vec<Observation>, TerminalError> {
-        let analysis = match self.pipeline.analyse(&frame.image, times) {
-            Ok(a) => a,
+        let gates = &self.decider.params().quality;
+        let (detections, used) = match self.pipeline.detect(&frame.image, times) {
+            Ok(d) => d,
             Err(e) => {
                 // One frame the models choke on must not stop the door.
                 log::warn!("frame {}: {e}", frame.index);
                 return Ok(Vec::new());
             }
         };
-        let mut out = Vec::with_capacity(analysis.faces.len());
-        for face in analysis.faces {
-            let (identity, best) = match self.gallery.best_match(&face.embedding, self.threshold)? {
-                Match::Known(c) => (
-                    Some(Identity {
-                        person_id: c.person_id,
-                        name: c.name.to_string(),
-                        similarity: c.similarity,
-                    }),
-                    c.similarity,
-                ),
-                Match::Unknown { best } => (None, best.map_or(-1.0, |c| c.similarity)),
+        let embedder = self.pipeline.embedder();
+        let (w, h) = embedder.chip_size();
+        let mut out = Vec::with_capacity(detections.len());
+        for det in detections {
+            if det.width().min(det.height()) < gates.ignore_below_px {
+                continue;
+            }
+            let started = Instant::now();
+            let chip = align_face(&used, &det.landmarks, embedder.template(), w, h);
+            times.align += started.elapsed();
+            let Some(chip) = chip else { continue };
+            let quality = Quality::measure(&det, &chip);
+            let mut nearest = String::new();
+            let (identity, best) = if gates.check(&quality).is_some() {
+                (None, f32::NAN)
+            } else {
+                let started = Instant::now();
+                let embedding = match embedder.embed(&chip) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        log::warn!("frame {}: {e}", frame.index);
+                        continue;
+                    }
+                };
+                times.embed += started.elapsed();
+                match self.gallery.best_match(&embedding, self.threshold)? {
+                    Match::Known(c) => (
+                        Some(Identity {
+                            person_id: c.person_id,
+                            name: c.name.to_string(),
+                            similarity: c.similarity,
+                        }),
+                        c.similarity,
+                    ),
+                    Match::Unknown { best } => {
+                        if let Some(c) = &best {
+                            nearest = c.name.to_string();
+                        }
+                        (None, best.map_or(-1.0, |c| c.similarity))
+                    }
+                }
             };
+            log::debug!(
+                "frame {} t={:.2}s face {:?} size {:.0} light {:.0} sharp {:.0} yaw {:.0} -> {} {:.3} (nearest {nearest})",
+                frame.index,
+                frame.timestamp.as_secs_f32(),
+                det.bbox.map(|v| v.round() as i32),
+                quality.face_size,
+                quality.brightness,
+                quality.sharpness,
+                quality.yaw_deg,
+                identity.as_ref().map_or("-", |i| i.name.as_str()),
+                best
+            );
             out.push(Observation {
-                bbox: face.detection.bbox,
-                quality: face.quality,
+                bbox: det.bbox,
+                quality,
                 identity,
                 best_similarity: best,
             });

@@ -203,7 +203,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
         // A missing folder or file is a mistake to report now, not a camera to wait for.
         open().map_err(anyhow::Error::from)?;
     }
-    let mut source = Resilient::new(open, camera.backoff(), Instant::now());
+    let mut source = Resilient::new(open, camera.backoff());
     let display: Option<Box<dyn Display>> = match (&args.display_png, outputs.display) {
         (Some(dir), _) => Some(Box::new(PngDisplay::new(
             dir,
@@ -265,6 +265,16 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
             .sum::<f64>()
             / report.latencies.len() as f64
     };
+    let per = |d: Duration| d.as_secs_f64() * 1000.0 / report.frames_analysed.max(1) as f64;
+    let t = &report.times;
+    log::info!(
+        "per analysed frame: P-Net {:.1} ms, R-Net {:.1} ms, O-Net {:.1} ms, align {:.1} ms, embed {:.1} ms",
+        per(t.detect.pnet),
+        per(t.detect.rnet),
+        per(t.detect.onet),
+        per(t.align),
+        per(t.embed)
+    );
     eprintln!(
         "facegate: {} frames read, {} analysed in {:.1} s ({:.1} read/s, {:.1} analysed/s, {:.0} ms per analysed frame); {} unreadable; camera lost {} time(s); {} decision(s), mean latency {:.0} ms{}",
         report.frames_read,

@@ -211,6 +211,26 @@ enum Scan {
     NeedMore,
     /// The bytes after the start marker are not a JPEG.
     Invalid,
+    /// The JPEG was cut off: another one starts at this offset before it ended.
+    Cut(usize),
+}
+
+/// From the first scan's data on: the end marker ends the JPEG; a start marker means this one
+/// was cut short (entropy-coded data never holds either: 0xFF bytes in it are stuffed).
+fn scan_entropy(buf: &[u8], from: usize) -> Scan {
+    let mut i = from;
+    while let Some(p) = buf[i..].iter().position(|&b| b == 0xFF) {
+        let at = i + p;
+        match buf.get(at + 1) {
+            None => return Scan::NeedMore,
+            Some(0xD9) => return Scan::Complete(at + 2),
+            Some(0xD8) => return Scan::Cut(at),
+            // Stuffed bytes, restart markers, fill bytes, and the tables and headers of
+            // further scans (progressive JPEGs): carry on.
+            Some(_) => i = at + 1,
+        }
+    }
+    Scan::NeedMore
 }
 
 /// Find the end of the JPEG starting at `buf[0]` (which holds a start marker): walk the marker
@@ -239,10 +259,7 @@ fn scan_jpeg(buf: &[u8]) -> Scan {
                     if scan > buf.len() {
                         return Scan::NeedMore;
                     }
-                    return match buf[scan..].windows(2).position(|w| w == [0xFF, 0xD9]) {
-                        Some(p) => Scan::Complete(scan + p + 2),
-                        None => Scan::NeedMore,
-                    };
+                    return scan_entropy(buf, scan);
                 }
                 i += 2 + len;
             }
@@ -303,6 +320,13 @@ impl<R: Read + Send> MjpegSource<R> {
             }
             match scan_jpeg(&self.buf) {
                 Scan::Complete(end) => return Ok(Some(self.buf.drain(..end).collect())),
+                Scan::Cut(next) => {
+                    self.buf.drain(..next);
+                    return Err(SourceError::BadFrame(format!(
+                        "{}: a JPEG cut short ({next} bytes) before the next one",
+                        self.name
+                    )));
+                }
                 Scan::Invalid => {
                     self.buf.drain(..2);
                     return Err(SourceError::BadFrame(format!(
@@ -404,16 +428,20 @@ pub struct Resilient {
     retry_at: Option<Instant>,
     lost: bool,
     bad_in_a_row: u32,
-    /// Added to the open source's timestamps (its clock restarts when reopened).
-    offset: Duration,
+    /// Our time at the open source's first frame, and that frame's own timestamp: a reopened
+    /// source's clock starts again, ours carries on.
+    base: Option<(Duration, Duration)>,
+    /// Our time for the next first frame: zero at start, after a loss the last frame's time
+    /// plus the time the camera was away.
+    next_base: Duration,
     last_timestamp: Option<Duration>,
-    started: Instant,
+    lost_at: Option<Instant>,
     index: u64,
     description: String,
 }
 
 impl Resilient {
-    pub fn new(open: Opener, backoff: Backoff, now: Instant) -> Self {
+    pub fn new(open: Opener, backoff: Backoff) -> Self {
         Self {
             open,
             current: None,
@@ -422,9 +450,10 @@ impl Resilient {
             retry_at: None,
             lost: false,
             bad_in_a_row: 0,
-            offset: Duration::ZERO,
+            base: None,
+            next_base: Duration::ZERO,
             last_timestamp: None,
-            started: now,
+            lost_at: None,
             index: 0,
             description: String::from("(not opened)"),
         }
@@ -441,6 +470,7 @@ impl Resilient {
     fn lose(&mut self, error: SourceError, now: Instant) -> SourceEvent {
         self.current = None;
         self.lost = true;
+        self.lost_at.get_or_insert(now);
         let retry_in = self.delay;
         self.retry_at = Some(now + retry_in);
         self.delay = (self.delay * 2).min(self.backoff.max);
@@ -459,8 +489,11 @@ impl Resilient {
                     self.description = source.describe();
                     self.current = Some(source);
                     self.bad_in_a_row = 0;
-                    // A reopened source starts its clock again: continue from now on ours.
-                    self.offset = now.saturating_duration_since(self.started);
+                    self.base = None;
+                    if let (Some(last), Some(lost_at)) = (self.last_timestamp, self.lost_at.take())
+                    {
+                        self.next_base = last + now.saturating_duration_since(lost_at);
+                    }
                     if std::mem::take(&mut self.lost) {
                         self.delay = self.backoff.first;
                         return SourceEvent::Recovered;
@@ -473,7 +506,8 @@ impl Resilient {
         match source.read_into(frame) {
             Ok(true) => {
                 self.bad_in_a_row = 0;
-                let mut t = self.offset + frame.timestamp;
+                let (ours, theirs) = *self.base.get_or_insert((self.next_base, frame.timestamp));
+                let mut t = ours + frame.timestamp.saturating_sub(theirs);
                 if let Some(last) = self.last_timestamp {
                     t = t.max(last);
                 }
@@ -554,9 +588,9 @@ mod tests {
                 }
             }
             assert_eq!(sizes, [(32, 24), (16, 8), (8, 8)], "chunk {chunk}");
-            // The cut frame swallowed into the next start marker's data, the false marker, the
-            // truncated tail: each a bad frame, none fatal.
-            assert!(bad >= 2, "chunk {chunk}: {bad} bad frames");
+            // The cut frame, the false start marker, the truncated tail: each a bad frame, none
+            // fatal, and no good frame lost to them.
+            assert_eq!(bad, 3, "chunk {chunk}");
         }
     }
 
@@ -601,8 +635,9 @@ mod tests {
             max: Duration::from_millis(300),
             max_bad_frames: 3,
         };
-        let mut src = Resilient::new(opener, backoff, t0);
+        let mut src = Resilient::new(opener, backoff);
         let ms = |m| t0 + Duration::from_millis(m);
+        let ms_d = Duration::from_millis;
         let mut stamps = Vec::new();
         let mut f = Frame::empty();
         for _ in 0..3 {
@@ -629,8 +664,10 @@ mod tests {
         assert!(!src.is_lost());
         match src.poll(ms(900), &mut f) {
             SourceEvent::Frame => {
-                // The new camera's clock restarted; ours continues from when it came back.
-                assert_eq!(f.timestamp, Duration::from_millis(1000));
+                // The new camera's clock restarted; ours continues from the last frame (200 ms)
+                // plus the time the camera was away (300 → 900 ms).
+                assert_eq!(stamps, [Duration::ZERO, ms_d(100), ms_d(200)]);
+                assert_eq!(f.timestamp, ms_d(800));
                 assert!(f.timestamp > *stamps.last().unwrap());
                 assert_eq!(f.index, 3);
             }
