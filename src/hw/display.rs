@@ -85,7 +85,8 @@ impl Screen {
             Screen::Hint(Hint::HoldStill) => {
                 (amber, "Hold still".into(), "The picture is blurred".into())
             }
-            Screen::Welcome(name) => (green, format!("Welcome, {name}"), "Access granted".into()),
+            // The name gets the second line to itself: a long one then still fits large.
+            Screen::Welcome(name) => (green, "Welcome".into(), name.clone()),
             Screen::Unknown => (red, "Unknown".into(), "Not recognised".into()),
             Screen::Locked(s) => (red, "Too many tries".into(), format!("Wait {s} s")),
             Screen::CameraLost => (grey, "Camera lost".into(), "Reconnecting...".into()),
