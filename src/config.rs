@@ -5,6 +5,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::decide::DecideParams;
+use crate::events::LogParams;
+use crate::hw::camera::CameraParams;
+use crate::hw::display::DisplayKind;
+use crate::hw::indicator::LineParams;
 use crate::pipeline::LowLightParams;
 use crate::vision::detect::DetectorParams;
 
@@ -35,6 +40,14 @@ pub struct Config {
     pub detector: DetectorParams,
     pub matching: MatchParams,
     pub low_light: LowLightParams,
+    /// `facegate run`: where frames come from.
+    pub camera: CameraParams,
+    /// `facegate run`: tracking, N-of-M acceptance, quality gates, rate limiting.
+    pub decide: DecideParams,
+    /// `facegate run`: LEDs, relay and display.
+    pub outputs: OutputParams,
+    /// `facegate run` / `facegate log`: the decision log.
+    pub log: LogParams,
 }
 
 impl Default for Config {
@@ -46,6 +59,54 @@ impl Default for Config {
             detector: DetectorParams::default(),
             matching: MatchParams::default(),
             low_light: LowLightParams::default(),
+            camera: CameraParams::default(),
+            decide: DecideParams::default(),
+            outputs: OutputParams::default(),
+            log: LogParams::default(),
+        }
+    }
+}
+
+/// How LEDs and relay are driven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IndicatorKind {
+    /// No hardware: log lines only.
+    Log,
+    /// The Linux GPIO character device (`[outputs.gpio]` chip and lines); feature `gpio`.
+    Gpio,
+    /// Raspberry Pi GPIO through rppal (`[outputs.gpio]` lines as BCM numbers); feature `rpi`.
+    Rpi,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputParams {
+    pub indicator: IndicatorKind,
+    pub gpio: LineParams,
+    pub display: DisplayKind,
+    /// Panel size in pixels (PNG display; a framebuffer has its own).
+    pub display_width: u32,
+    pub display_height: u32,
+    /// Folder for the PNG display.
+    pub png_dir: PathBuf,
+    /// Device of the framebuffer display.
+    pub framebuffer: PathBuf,
+    /// How long "Welcome" / "Unknown" and their LED stay on.
+    pub result_hold_s: f32,
+}
+
+impl Default for OutputParams {
+    fn default() -> Self {
+        Self {
+            indicator: IndicatorKind::Log,
+            gpio: LineParams::default(),
+            display: DisplayKind::None,
+            display_width: 240,
+            display_height: 240,
+            png_dir: PathBuf::from("screens"),
+            framebuffer: PathBuf::from("/dev/fb0"),
+            result_hold_s: 3.0,
         }
     }
 }
@@ -82,6 +143,20 @@ impl Config {
         if let Some(dir) = config.models_dir.as_mut().filter(|d| d.is_relative()) {
             *dir = base.join(&*dir);
         }
+        let defaults = Self::default();
+        for (p, default) in [
+            (&mut config.log.path, &defaults.log.path),
+            (&mut config.outputs.png_dir, &defaults.outputs.png_dir),
+        ] {
+            if p.is_relative() && p != default {
+                *p = base.join(&*p);
+            }
+        }
+        // A relative frame folder too; `stdin` and device paths stay as they are.
+        let source = Path::new(&config.camera.source);
+        if config.camera.source != "stdin" && source.is_relative() && base.join(source).is_dir() {
+            config.camera.source = base.join(source).display().to_string();
+        }
         Ok(config)
     }
 }
@@ -97,6 +172,38 @@ mod tests {
         std::fs::write(&path, "[detector]\nmin_fase = 40\n").unwrap();
         let err = Config::load(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("min_fase"), "{err}");
+    }
+
+    #[test]
+    fn terminal_sections_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[camera]\nsource = \"/dev/video2\"\nformat = \"yuyv\"\nfps = 15.0\n\
+             [decide]\naccept_frames = 4\n[decide.quality]\nmin_face_px = 90.0\n\
+             [outputs]\nindicator = \"gpio\"\ndisplay = \"png\"\n\
+             [outputs.gpio]\ngreen = 17\nactive_low = true\n\
+             [log]\npath = \"events.fglog\"\nkeep = 2\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.camera.source, "/dev/video2");
+        assert_eq!(c.camera.format, crate::hw::camera::PixelFormat::Yuyv);
+        assert_eq!(c.decide.accept_frames, 4);
+        assert_eq!(
+            c.decide.window_frames,
+            DecideParams::default().window_frames
+        );
+        assert_eq!(c.decide.quality.min_face_px, 90.0);
+        assert_eq!(c.outputs.indicator, IndicatorKind::Gpio);
+        assert_eq!(c.outputs.gpio.green, Some(17));
+        assert!(c.outputs.gpio.active_low);
+        assert_eq!(c.log.keep, 2);
+        // The default log name is kept as is; a configured one is relative to the file.
+        assert_eq!(c.log.path, PathBuf::from("events.fglog"));
+        std::fs::write(&path, "[decide]\nacept_frames = 4\n").unwrap();
+        assert!(Config::load(Some(&path)).is_err());
     }
 
     #[test]

@@ -78,7 +78,7 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageLoadError> {
 /// Walk the JPEG marker segments to the first scan, then look for the end-of-image marker after
 /// it. Entropy-coded data never contains `FF D9` (0xFF bytes are stuffed), and segments before
 /// the scan (EXIF thumbnails included) are skipped by their lengths.
-fn jpeg_is_complete(bytes: &[u8]) -> bool {
+pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
     if !bytes.starts_with(&[0xFF, 0xD8]) {
         return false;
     }

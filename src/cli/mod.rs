@@ -17,7 +17,9 @@ mod embed;
 mod enroll;
 mod eval;
 mod identify;
+mod log;
 mod people;
+mod run;
 mod verify;
 
 #[derive(Debug, Parser)]
@@ -68,6 +70,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Measure accuracy on your own data: pairs, open-set 1:N, conditions, heatmap
     Eval(eval::EvalArgs),
+    /// Run the terminal: camera frames in, accept / unknown out (LEDs, relay, display, log)
+    Run(run::RunArgs),
+    /// Print the decision log
+    Log(log::LogArgs),
 }
 
 /// What every command may need, loaded on demand.
@@ -159,5 +165,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Calibrate(a) => calibrate::run(&ctx, a),
         Command::Bench(a) => bench::run(&ctx, a),
         Command::Eval(a) => eval::run(&ctx, a),
+        Command::Run(a) => run::run(&ctx, a),
+        Command::Log(a) => log::run(&ctx, a),
     }
 }

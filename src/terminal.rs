@@ -1,0 +1,341 @@
+//! The run loop of a door terminal: frames from a [`Resilient`] source through the pipeline and
+//! gallery into the [`Decider`], decisions out to the indicator, display and decision log.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::decide::{Decider, Decision, Identity, Observation, Outcome};
+use crate::events::{Event, EventLog, EventOutcome};
+use crate::frame::Frame;
+use crate::gallery::{Gallery, GalleryError, Match};
+use crate::hw::camera::{Resilient, SourceEvent};
+use crate::hw::display::{Display, Screen};
+use crate::hw::indicator::{Indicator, Signal};
+use crate::pipeline::{Pipeline, StageTimes};
+use crate::vision::align::align_face;
+use crate::vision::quality::Quality;
+
+/// The longest the loop waits without checking for a stop request or feeding the watchdog.
+const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TerminalError {
+    #[error(transparent)]
+    Gallery(#[from] GalleryError),
+}
+
+/// Told about what happens while the terminal runs (the CLI prints and notifies systemd).
+pub trait Observer {
+    /// `latency`: from the deciding frame being read to the decision being made.
+    fn decision(&mut self, _decision: &Decision, _event: &Event, _latency: Duration) {}
+    /// The camera failed (`lost`) or came back.
+    fn camera(&mut self, _lost: bool, _message: &str) {}
+    /// Called at least every [`WAIT_SLICE`] while running.
+    fn heartbeat(&mut self) {}
+}
+
+impl Observer for () {}
+
+/// What one run did.
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    pub frames_read: u64,
+    pub frames_analysed: u64,
+    pub frames_skipped: u64,
+    pub camera_lost: u32,
+    pub decisions: Vec<Decision>,
+    /// Per decision: deciding frame read → decision.
+    pub latencies: Vec<Duration>,
+    pub wall: Duration,
+    /// Time in detect + align + embed + match.
+    pub analyse: Duration,
+    pub times: StageTimes,
+}
+
+pub struct Terminal<'a> {
+    pub pipeline: &'a Pipeline,
+    pub gallery: &'a Gallery,
+    pub threshold: f32,
+    pub decider: Decider,
+    pub indicator: Box<dyn Indicator + 'a>,
+    pub display: Option<Box<dyn Display + 'a>>,
+    pub events: Option<EventLog>,
+    /// Analyse every n-th frame.
+    pub every_nth: u32,
+    /// How long a result stays on screen and on the LEDs (frame time).
+    pub hold: Duration,
+}
+
+/// What the screen shows, from the most to the least urgent.
+fn choose_screen(
+    lost: bool,
+    result: Option<&Screen>,
+    locked_for: Option<Duration>,
+    hint: Option<crate::decide::Hint>,
+) -> Screen {
+    if lost {
+        Screen::CameraLost
+    } else if let Some(r) = result {
+        r.clone()
+    } else if let Some(left) = locked_for {
+        Screen::Locked(left.as_secs() + u64::from(left.subsec_nanos() > 0))
+    } else if let Some(h) = hint {
+        Screen::Hint(h)
+    } else {
+        Screen::Idle
+    }
+}
+
+impl Terminal<'_> {
+    fn show(&mut self, screen: &Screen) {
+        if let Some(d) = self.display.as_mut() {
+            if let Err(e) = d.show(screen) {
+                log::warn!("display: {e}");
+            }
+        }
+    }
+
+    fn signal(&mut self, s: Signal, clock: Duration) {
+        if let Err(e) = self.indicator.signal(s, clock) {
+            log::warn!("indicator: {e}");
+        }
+    }
+
+    /// The faces of one frame as the decider sees them. Only faces that pass the quality gates
+    /// are embedded (the costly step): background faces are dropped at detection, poor ones
+    /// only need their quality figures for a hint.
+    fn observe(
+        &self,
+        frame: &Frame,
+        times: &mut StageTimes,
+    ) -> Result<Vec<Observation>, TerminalError> {
+        let gates = &self.decider.params().quality;
+        let (detections, used) = match self.pipeline.detect(&frame.image, times) {
+            Ok(d) => d,
+            Err(e) => {
+                // One frame the models choke on must not stop the door.
+                log::warn!("frame {}: {e}", frame.index);
+                return Ok(Vec::new());
+            }
+        };
+        let embedder = self.pipeline.embedder();
+        let (w, h) = embedder.chip_size();
+        let mut out = Vec::with_capacity(detections.len());
+        for det in detections {
+            if det.width().min(det.height()) < gates.ignore_below_px {
+                continue;
+            }
+            let started = Instant::now();
+            let chip = align_face(&used, &det.landmarks, embedder.template(), w, h);
+            times.align += started.elapsed();
+            let Some(chip) = chip else { continue };
+            let quality = Quality::measure(&det, &chip);
+            let mut nearest = String::new();
+            let (identity, best) = if gates.check(&quality).is_some() {
+                (None, f32::NAN)
+            } else {
+                let started = Instant::now();
+                let embedding = match embedder.embed(&chip) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        log::warn!("frame {}: {e}", frame.index);
+                        continue;
+                    }
+                };
+                times.embed += started.elapsed();
+                match self.gallery.best_match(&embedding, self.threshold)? {
+                    Match::Known(c) => (
+                        Some(Identity {
+                            person_id: c.person_id,
+                            name: c.name.to_string(),
+                            similarity: c.similarity,
+                        }),
+                        c.similarity,
+                    ),
+                    Match::Unknown { best } => {
+                        if let Some(c) = &best {
+                            nearest = c.name.to_string();
+                        }
+                        (None, best.map_or(-1.0, |c| c.similarity))
+                    }
+                }
+            };
+            log::debug!(
+                "frame {} t={:.2}s face {:?} size {:.0} light {:.0} sharp {:.0} yaw {:.0} -> {} {:.3} (nearest {nearest})",
+                frame.index,
+                frame.timestamp.as_secs_f32(),
+                det.bbox.map(|v| v.round() as i32),
+                quality.face_size,
+                quality.brightness,
+                quality.sharpness,
+                quality.yaw_deg,
+                identity.as_ref().map_or("-", |i| i.name.as_str()),
+                best
+            );
+            out.push(Observation {
+                bbox: det.bbox,
+                quality,
+                identity,
+                best_similarity: best,
+            });
+        }
+        Ok(out)
+    }
+
+    fn record(&mut self, d: &Decision) -> Event {
+        let (outcome, person_id, name) = match &d.outcome {
+            Outcome::Accepted { person_id, name } => {
+                (EventOutcome::Accepted, Some(*person_id), Some(name.clone()))
+            }
+            Outcome::Unknown => (EventOutcome::Unknown, None, None),
+        };
+        let event = Event {
+            unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |t| t.as_millis() as u64),
+            frame_ms: d.at.as_millis() as u64,
+            track: d.track,
+            outcome,
+            person_id,
+            name,
+            similarity: d.similarity,
+            frames_used: d.frames_used,
+        };
+        if let Some(log) = self.events.as_mut() {
+            if let Err(e) = log.append(&event) {
+                // The door keeps working; the missing record is reported loudly.
+                log::error!("decision log: {e}");
+            }
+        }
+        event
+    }
+
+    /// Run until the source ends, `max_frames` frames were read, or `stop` is set.
+    pub fn run(
+        &mut self,
+        source: &mut Resilient,
+        stop: &AtomicBool,
+        max_frames: Option<u64>,
+        observer: &mut dyn Observer,
+    ) -> Result<Report, TerminalError> {
+        let started = Instant::now();
+        let mut report = Report::default();
+        let mut frame = Frame::empty();
+        // The result on screen and until when (frame time).
+        let mut result: Option<(Screen, Duration)> = None;
+        self.signal(Signal::Idle, Duration::ZERO);
+        self.show(&Screen::Idle);
+        let every = u64::from(self.every_nth.max(1));
+        while !stop.load(Ordering::Relaxed) {
+            observer.heartbeat();
+            let now = Instant::now();
+            let clock = now - started;
+            if let Err(e) = self.indicator.tick(clock) {
+                log::warn!("indicator: {e}");
+            }
+            match source.poll(now, &mut frame) {
+                SourceEvent::Frame => {}
+                SourceEvent::Skipped(e) => {
+                    log::warn!("{e}");
+                    report.frames_skipped += 1;
+                    continue;
+                }
+                SourceEvent::Lost { error, retry_in } => {
+                    report.camera_lost += 1;
+                    let msg = format!("camera lost: {error}; retrying in {retry_in:?}");
+                    log::warn!("{msg}");
+                    observer.camera(true, &msg);
+                    self.signal(Signal::Idle, clock);
+                    result = None;
+                    self.show(&Screen::CameraLost);
+                    continue;
+                }
+                SourceEvent::Waiting { until } => {
+                    std::thread::sleep(until.saturating_duration_since(now).min(WAIT_SLICE));
+                    continue;
+                }
+                SourceEvent::Recovered => {
+                    let msg = format!("camera back: {}", source.describe());
+                    log::warn!("{msg}");
+                    observer.camera(false, &msg);
+                    self.show(&Screen::Idle);
+                    continue;
+                }
+                SourceEvent::End => break,
+            }
+            report.frames_read += 1;
+            let read_at = Instant::now();
+            if max_frames.is_some_and(|m| report.frames_read > m) {
+                break;
+            }
+            if (report.frames_read - 1) % every != 0 {
+                continue;
+            }
+            report.frames_analysed += 1;
+            let faces = self.observe(&frame, &mut report.times)?;
+            let step = self.decider.step(frame.timestamp, &faces);
+            report.analyse += read_at.elapsed();
+            for d in &step.decisions {
+                let event = self.record(d);
+                let latency = read_at.elapsed();
+                let (signal, screen) = match &d.outcome {
+                    Outcome::Accepted { name, .. } => {
+                        (Signal::Accept, Screen::Welcome(name.clone()))
+                    }
+                    Outcome::Unknown => (Signal::Reject, Screen::Unknown),
+                };
+                self.signal(signal, clock);
+                result = Some((screen, frame.timestamp + self.hold));
+                observer.decision(d, &event, latency);
+                report.decisions.push(d.clone());
+                report.latencies.push(latency);
+            }
+            if result
+                .as_ref()
+                .is_some_and(|(_, until)| frame.timestamp >= *until)
+            {
+                result = None;
+                self.signal(Signal::Idle, clock);
+            }
+            let screen = choose_screen(
+                false,
+                result.as_ref().map(|(s, _)| s),
+                step.locked_for,
+                step.hint,
+            );
+            self.show(&screen);
+        }
+        self.signal(Signal::Idle, started.elapsed());
+        report.wall = started.elapsed();
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::Hint;
+
+    #[test]
+    fn the_most_urgent_screen_wins() {
+        let welcome = Screen::Welcome("Ada".into());
+        let locked = Some(Duration::from_millis(2500));
+        assert_eq!(
+            choose_screen(true, Some(&welcome), locked, None),
+            Screen::CameraLost
+        );
+        assert_eq!(
+            choose_screen(false, Some(&welcome), locked, Some(Hint::MoreLight)),
+            welcome
+        );
+        assert_eq!(
+            choose_screen(false, None, locked, Some(Hint::MoreLight)),
+            Screen::Locked(3)
+        );
+        assert_eq!(
+            choose_screen(false, None, None, Some(Hint::MoveCloser)),
+            Screen::Hint(Hint::MoveCloser)
+        );
+        assert_eq!(choose_screen(false, None, None, None), Screen::Idle);
+    }
+}
