@@ -408,3 +408,47 @@ fn a_camera_that_drops_out_mid_stream_is_survived() {
         .iter()
         .any(|k| k == "idle" || k == "welcome"));
 }
+
+#[test]
+fn readiness_is_reported_to_systemd_and_sigterm_stops_cleanly() {
+    use std::os::unix::net::UnixDatagram;
+    let data = data_or_skip!();
+    let work = tempfile::tempdir().unwrap();
+    let socket_path = work.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .unwrap();
+    let config = work.path().join("config.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    // Paced at 2 fps: still running when the signal comes.
+    let frames = data.join("video/dlib_video_frames_noface");
+    let child = common::facegate()
+        .env("NOTIFY_SOCKET", &socket_path)
+        .args([
+            "--gallery",
+            s(enrolled_gallery(&data)),
+            "--config",
+            s(&config),
+        ])
+        .args(["run", "--fps", "2", "--source", s(&frames)])
+        .args(["--log-file", s(&work.path().join("e.fglog"))])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = socket.recv(&mut buf).expect("READY=1 from facegate run");
+    assert_eq!(&buf[..n], b"READY=1\n");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("stopped by signal"), "{stderr}");
+    let n = socket.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"STOPPING=1\n");
+}
