@@ -15,7 +15,7 @@ use facegate::eval::pairs::read_pairs;
 use facegate::pipeline::{central_embeddings, Pipeline};
 use facegate::vision::embed::cosine;
 
-use super::Context;
+use super::{missed, Context};
 
 #[derive(Debug, Parser)]
 pub struct CalibrateArgs {
@@ -185,15 +185,6 @@ fn pairs_scores(pipeline: &Pipeline, file: &Path, root: &Path) -> Result<Scores>
         }
     }
     Ok((genuine, impostor, images.len(), missed))
-}
-
-fn missed(images: &[PathBuf], embeddings: &[Option<Vec<f32>>]) -> Vec<String> {
-    images
-        .iter()
-        .zip(embeddings)
-        .filter(|(_, e)| e.is_none())
-        .map(|(p, _)| p.display().to_string())
-        .collect()
 }
 
 /// Set `[matching] threshold` in a TOML config, creating the file if needed and keeping every

@@ -23,7 +23,7 @@ use facegate::gallery::Gallery;
 use facegate::pipeline::Pipeline;
 use facegate::vision::embed::{cosine, l2_normalised};
 
-use super::Context;
+use super::{missed, Context};
 
 /// The false accept rates every verification report states.
 const FARS: [f64; 3] = [1e-2, 1e-3, 1e-4];
@@ -847,15 +847,6 @@ fn sorted_unique(paths: impl Iterator<Item = PathBuf>) -> Vec<PathBuf> {
     v.sort();
     v.dedup();
     v
-}
-
-fn missed(images: &[PathBuf], embeddings: &[Option<Vec<f32>>]) -> Vec<String> {
-    images
-        .iter()
-        .zip(embeddings)
-        .filter(|(_, e)| e.is_none())
-        .map(|(p, _)| p.display().to_string())
-        .collect()
 }
 
 fn too_few(what: &str, have: usize, rate: f64) -> String {

@@ -169,3 +169,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Log(a) => log::run(&ctx, a),
     }
 }
+
+/// The images (of a batch embedded together) in which no face was found, for reports.
+pub fn missed(images: &[PathBuf], embeddings: &[Option<Vec<f32>>]) -> Vec<String> {
+    images
+        .iter()
+        .zip(embeddings)
+        .filter(|(_, e)| e.is_none())
+        .map(|(p, _)| p.display().to_string())
+        .collect()
+}
