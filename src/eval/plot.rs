@@ -62,6 +62,42 @@ pub struct CurvePlot {
 
 /// Write `plot` as a PNG of `width`×`height` pixels. Points below an axis minimum are drawn on
 /// the axis (a rate of 0 has no place on a log axis).
+/// The series, the marked points and the legend: the same on a log or a linear y axis.
+fn draw_curves<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<LogCoord<f64>, Y>>,
+    plot: &'a CurvePlot,
+    colours: &'a [RGBColor],
+    clamp_x: impl Fn(f64) -> f64,
+    clamp_y: impl Fn(f64) -> f64,
+    legend: SeriesLabelPosition,
+) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    for (s, colour) in plot.series.iter().zip(colours.iter().cycle()) {
+        let points = s.points.iter().map(|&(x, y)| (clamp_x(x), clamp_y(y)));
+        chart
+            .draw_series(LineSeries::new(points, colour.stroke_width(2)))
+            .map_err(|e| err(&e))?
+            .label(&s.label)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2)));
+    }
+    for m in &plot.marks {
+        let p = (clamp_x(m.x), clamp_y(m.y));
+        chart
+            .draw_series([Circle::new(p, 5, BLACK.filled())])
+            .map_err(|e| err(&e))?
+            .label(&m.label)
+            .legend(|(x, y)| Circle::new((x + 10, y), 5, BLACK.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(legend)
+        .draw()
+        .map_err(|e| err(&e))
+}
+
 pub fn curve_png(path: &Path, plot: &CurvePlot, width: u32, height: u32) -> Result<(), PlotError> {
     register_font();
     let err = |e: &dyn std::fmt::Display| PlotError::Draw {
@@ -93,32 +129,15 @@ pub fn curve_png(path: &Path, plot: &CurvePlot, width: u32, height: u32) -> Resu
                     .label_style((FONT, 14))
                     .draw()
                     .map_err(|e| err(&e))?;
-                for (s, colour) in plot.series.iter().zip(colours.iter().cycle()) {
-                    let points = s.points.iter().map(|&(x, y)| (clamp_x(x), clamp_y(y)));
-                    chart
-                        .draw_series(LineSeries::new(points, colour.stroke_width(2)))
-                        .map_err(|e| err(&e))?
-                        .label(&s.label)
-                        .legend(move |(x, y)| {
-                            PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2))
-                        });
-                }
-                for m in &plot.marks {
-                    let p = (clamp_x(m.x), clamp_y(m.y));
-                    chart
-                        .draw_series([Circle::new(p, 5, BLACK.filled())])
-                        .map_err(|e| err(&e))?
-                        .label(&m.label)
-                        .legend(|(x, y)| Circle::new((x + 10, y), 5, BLACK.filled()));
-                }
-                chart
-                    .configure_series_labels()
-                    .label_font((FONT, 14))
-                    .background_style(WHITE.mix(0.8))
-                    .border_style(BLACK)
-                    .position(SeriesLabelPosition::UpperRight)
-                    .draw()
-                    .map_err(|e| err(&e))?;
+                draw_curves(
+                    &mut chart,
+                    plot,
+                    &colours,
+                    clamp_x,
+                    clamp_y,
+                    SeriesLabelPosition::UpperRight,
+                )
+                .map_err(|e| err(&e))?;
             }
             None => {
                 let (y0, y1) = plot.y_range;
@@ -139,32 +158,15 @@ pub fn curve_png(path: &Path, plot: &CurvePlot, width: u32, height: u32) -> Resu
                     .label_style((FONT, 14))
                     .draw()
                     .map_err(|e| err(&e))?;
-                for (s, colour) in plot.series.iter().zip(colours.iter().cycle()) {
-                    let points = s.points.iter().map(|&(x, y)| (clamp_x(x), clamp_y(y)));
-                    chart
-                        .draw_series(LineSeries::new(points, colour.stroke_width(2)))
-                        .map_err(|e| err(&e))?
-                        .label(&s.label)
-                        .legend(move |(x, y)| {
-                            PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2))
-                        });
-                }
-                for m in &plot.marks {
-                    let p = (clamp_x(m.x), clamp_y(m.y));
-                    chart
-                        .draw_series([Circle::new(p, 5, BLACK.filled())])
-                        .map_err(|e| err(&e))?
-                        .label(&m.label)
-                        .legend(|(x, y)| Circle::new((x + 10, y), 5, BLACK.filled()));
-                }
-                chart
-                    .configure_series_labels()
-                    .label_font((FONT, 14))
-                    .background_style(WHITE.mix(0.8))
-                    .border_style(BLACK)
-                    .position(SeriesLabelPosition::LowerRight)
-                    .draw()
-                    .map_err(|e| err(&e))?;
+                draw_curves(
+                    &mut chart,
+                    plot,
+                    &colours,
+                    clamp_x,
+                    clamp_y,
+                    SeriesLabelPosition::LowerRight,
+                )
+                .map_err(|e| err(&e))?;
             }
         }
         root.present().map_err(|e| err(&e))?;
