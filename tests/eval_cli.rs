@@ -248,3 +248,79 @@ fn heatmap_of_the_example_people() {
     let (w, h) = png_size(&plot);
     assert!(w > 300 && h > 300, "{w}×{h}");
 }
+
+#[test]
+fn two_embedders_compared_in_one_run() {
+    let data = data_or_skip!();
+    let tmp = tempfile::tempdir().unwrap();
+    // 10 genuine and 10 impostor pairs per fold, two folds, of the disjoint LFW list.
+    let root = data.join("dev/lfw_disjoint");
+    let text = std::fs::read_to_string(root.join("dev_pairs.txt")).unwrap();
+    let lines: Vec<&str> = text.lines().skip(1).collect();
+    let (genuine, impostor) = (&lines[..140], &lines[140..]);
+    let mut subset = String::from("2\t10\n");
+    for fold in 0..2 {
+        for l in genuine[fold * 10..(fold + 1) * 10]
+            .iter()
+            .chain(&impostor[fold * 10..(fold + 1) * 10])
+        {
+            subset += l;
+            subset.push('\n');
+        }
+    }
+    let pairs = tmp.path().join("pairs.txt");
+    std::fs::write(&pairs, subset).unwrap();
+    let plot = tmp.path().join("roc.png");
+    let out = common::facegate()
+        .env("HOME", tmp.path())
+        .args(["--json", "eval", "--compare", "mobilefacenet,dlib", "pairs"])
+        .arg("--pairs")
+        .arg(&pairs)
+        .arg("--root")
+        .arg(&root)
+        .arg("--plot")
+        .arg(&plot)
+        .output()
+        .expect("facegate runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = report["compare"].as_array().unwrap();
+    let ids: Vec<&str> = runs
+        .iter()
+        .map(|r| r["embedder"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["mobilefacenet-arcface", "dlib-resnet"]);
+    for (run, id) in runs.iter().zip(&ids) {
+        assert_eq!(run["pairs"], 40);
+        assert!(rate(&run["auc"]) > 0.9, "{id}: {}", run["auc"]);
+        // Each embedder keeps its own calibrated threshold, and its own plot.
+        let manifest_threshold = facegate::models::ModelDir::locate(None)
+            .unwrap()
+            .embedder_manifest(id)
+            .unwrap()
+            .threshold as f64;
+        let t = run["configured_threshold"]["threshold"].as_f64().unwrap();
+        assert!((t - manifest_threshold).abs() < 1e-4, "{id}: {t}");
+        assert_eq!(
+            png_size(&tmp.path().join(format!("roc-{id}.png"))),
+            (800, 600)
+        );
+    }
+    // The side-by-side table holds exactly the runs' own figures.
+    let summary = report["summary"].as_array().unwrap();
+    let auc_row = summary.iter().find(|r| r["metric"] == "AUC").unwrap();
+    let aucs: Vec<&Value> = runs.iter().map(|r| &r["auc"]).collect();
+    assert_eq!(
+        auc_row["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .collect::<Vec<_>>(),
+        aucs
+    );
+    assert!(!plot.exists(), "the unsuffixed plot name is not written");
+}

@@ -40,11 +40,22 @@ pub struct EvalArgs {
     /// Neither read nor write the embedding cache
     #[arg(long, global = true, conflicts_with = "cache")]
     no_cache: bool,
+    /// Run the same evaluation with each of these embedders (comma-separated, e.g.
+    /// `mobilefacenet,dlib`) and print their headline figures side by side; plots get the
+    /// embedder id appended to their file name
+    #[arg(
+        long,
+        global = true,
+        value_delimiter = ',',
+        value_name = "EMBEDDERS",
+        conflicts_with = "cache"
+    )]
+    compare: Vec<String>,
     #[command(subcommand)]
     command: EvalCommand,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 enum EvalCommand {
     /// Verification on an LFW-format pairs file: n-fold accuracy, ROC, AUC, EER, TAR at FAR
     Pairs(PairsArgs),
@@ -56,7 +67,7 @@ enum EvalCommand {
     Heatmap(HeatmapArgs),
 }
 
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 struct PairsArgs {
     /// Pairs file: header `folds n`, then per fold n lines `name i j` and n `name1 i name2 j`
     #[arg(long)]
@@ -69,7 +80,7 @@ struct PairsArgs {
     plot: Option<PathBuf>,
 }
 
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 struct IdentifyArgs {
     /// Enrollment list: lines `label<TAB>relative/path` (`#` comments); several lines per label
     /// give that person several templates
@@ -86,7 +97,7 @@ struct IdentifyArgs {
     plot: Option<PathBuf>,
 }
 
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 struct ConditionsArgs {
     /// Folder (searched recursively) of images named SUBJECT.CONDITION.ext, as in the Yale faces
     dir: PathBuf,
@@ -96,7 +107,7 @@ struct ConditionsArgs {
     reference: String,
 }
 
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 struct HeatmapArgs {
     /// Folder with one sub-folder of photos per person (names starting with `_` or `.` are
     /// skipped); loose files are grouped by name prefix (`Ann.1.jpg`, `Ann_0002.jpg` → Ann)
@@ -107,27 +118,170 @@ struct HeatmapArgs {
 }
 
 pub fn run(ctx: &Context, args: EvalArgs) -> Result<ExitCode> {
-    let mut runner = Runner::new(ctx, &args)?;
-    let report = match args.command {
+    if args.compare.is_empty() {
+        let (text, json) = evaluate(ctx, &args, args.command.clone())?;
+        if ctx.json {
+            println!("{json}");
+        } else {
+            println!("{text}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut reports = Vec::new();
+    for embedder in &args.compare {
+        let ctx = ctx.with_embedder(embedder)?;
+        let id = ctx.config.embedder.clone();
+        let command = with_plot_suffix(args.command.clone(), &id);
+        let (text, json) = evaluate(&ctx, &args, command)?;
+        if !ctx.json {
+            println!("{text}\n");
+        }
+        reports.push(json);
+    }
+    let table = comparison(&reports);
+    if ctx.json {
+        println!("{}", json!({"compare": reports, "summary": table}));
+    } else {
+        print!("{}", comparison_text(&table, &reports));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One evaluation with the context's embedder: the human text and the JSON report (which names
+/// the embedder and the cache use).
+fn evaluate(ctx: &Context, args: &EvalArgs, command: EvalCommand) -> Result<Report> {
+    let mut runner = Runner::new(ctx, args)?;
+    let (text, mut json) = match command {
         EvalCommand::Pairs(a) => pairs(&mut runner, a)?,
         EvalCommand::Identify(a) => identify(&mut runner, a)?,
         EvalCommand::Conditions(a) => conditions(&mut runner, a)?,
         EvalCommand::Heatmap(a) => heatmap(&mut runner, a)?,
     };
     runner.cache.save()?;
-    let (text, mut json) = report;
-    if ctx.json {
-        json["embedder"] = json!(runner.pipeline.embedder().manifest().id);
-        json["cache"] = json!(runner.stats);
-        println!("{json}");
-    } else {
-        println!("{}: {text}", runner.pipeline.embedder().manifest().id);
-        println!(
-            "({} images embedded, {} from the cache)",
-            runner.stats.misses, runner.stats.hits
-        );
+    let id = &runner.pipeline.embedder().manifest().id;
+    json["embedder"] = json!(id);
+    json["cache"] = json!(runner.stats);
+    let text = format!(
+        "{id}: {text}\n({} images embedded, {} from the cache)",
+        runner.stats.misses, runner.stats.hits
+    );
+    Ok((text, json))
+}
+
+/// `roc.png` becomes `roc-<embedder>.png`, so compared runs do not overwrite each other's plot.
+fn with_plot_suffix(mut command: EvalCommand, embedder: &str) -> EvalCommand {
+    let suffixed = |p: &mut PathBuf| {
+        let stem = p
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let name = match p.extension() {
+            Some(ext) => format!("{stem}-{embedder}.{}", ext.to_string_lossy()),
+            None => format!("{stem}-{embedder}"),
+        };
+        p.set_file_name(name);
+    };
+    let plot = match &mut command {
+        EvalCommand::Pairs(a) => a.plot.as_mut(),
+        EvalCommand::Identify(a) => a.plot.as_mut(),
+        EvalCommand::Heatmap(a) => Some(&mut a.plot),
+        EvalCommand::Conditions(_) => None,
+    };
+    if let Some(p) = plot {
+        suffixed(p);
     }
-    Ok(ExitCode::SUCCESS)
+    command
+}
+
+/// The headline figures of each command, as (label, JSON pointer into its report, percent?).
+fn headline(command: &str) -> &'static [(&'static str, &'static str, bool)] {
+    match command {
+        "pairs" => &[
+            ("accuracy (n-fold)", "/accuracy_mean", true),
+            ("accuracy std", "/accuracy_std", true),
+            ("AUC", "/auc", false),
+            ("EER", "/eer/rate", true),
+            ("TAR @ FAR 1e-2", "/tar_at_far/0/tar", true),
+            ("TAR @ FAR 1e-3", "/tar_at_far/1/tar", true),
+            ("TAR @ FAR 1e-4", "/tar_at_far/2/tar", true),
+            (
+                "threshold in force",
+                "/configured_threshold/threshold",
+                false,
+            ),
+            ("TAR at it", "/configured_threshold/tar", true),
+            ("FAR at it", "/configured_threshold/far", true),
+        ],
+        "identify" => &[
+            ("rank-1", "/rank1", true),
+            ("TPIR @ FPIR 1e-2", "/tpir_at_fpir/0/tpir", true),
+            ("TPIR @ FPIR 1e-3", "/tpir_at_fpir/1/tpir", true),
+            (
+                "threshold in force",
+                "/configured_threshold/threshold",
+                false,
+            ),
+            ("TPIR at it", "/configured_threshold/tpir", true),
+            ("FPIR at it", "/configured_threshold/fpir", true),
+        ],
+        "conditions" => &[
+            ("threshold in force", "/threshold", false),
+            ("TAR overall", "/overall/tar", true),
+            ("FAR overall", "/overall/far", true),
+        ],
+        "heatmap" => &[
+            ("threshold in force", "/threshold", false),
+            ("pairs above it", "/pairs_above_threshold", false),
+        ],
+        _ => &[],
+    }
+}
+
+/// Rows of headline figures, one column per compared embedder (`null` where not measurable).
+fn comparison(reports: &[Value]) -> Vec<Value> {
+    let command = reports
+        .first()
+        .and_then(|r| r["command"].as_str())
+        .unwrap_or_default();
+    headline(command)
+        .iter()
+        .map(|(label, pointer, percent)| {
+            let values: Vec<Value> = reports
+                .iter()
+                .map(|r| r.pointer(pointer).cloned().unwrap_or(Value::Null))
+                .collect();
+            json!({"metric": label, "percent": percent, "values": values})
+        })
+        .collect()
+}
+
+fn comparison_text(table: &[Value], reports: &[Value]) -> String {
+    let ids: Vec<&str> = reports
+        .iter()
+        .map(|r| r["embedder"].as_str().unwrap_or("?"))
+        .collect();
+    let width = ids.iter().map(|i| i.len()).max().unwrap_or(0).max(10);
+    let mut out = format!("{:<26}", "compared on the same data");
+    for id in &ids {
+        out += &format!("  {id:>width$}");
+    }
+    out.push('\n');
+    for row in table {
+        out += &format!("{:<26}", row["metric"].as_str().unwrap_or_default());
+        let percent = row["percent"].as_bool().unwrap_or(false);
+        for v in row["values"].as_array().into_iter().flatten() {
+            let cell = match v.as_f64() {
+                Some(x) if percent => format!("{:.2} %", x * 100.0),
+                Some(x) if x.fract() == 0.0 => format!("{x}"),
+                Some(x) => format!("{x:.4}"),
+                None => "n/a".to_string(),
+            };
+            out += &format!("  {cell:>width$}");
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// A human summary and the JSON report.

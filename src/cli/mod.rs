@@ -114,6 +114,23 @@ impl Context {
         .with_context(|| format!("loading models from {}", self.models.root().display()))
     }
 
+    /// The same context with another embedder. A threshold set in the config belongs to the
+    /// configured embedder, so another embedder falls back to its own calibrated default.
+    pub fn with_embedder(&self, embedder: &str) -> Result<Self> {
+        let mut config = self.config.clone();
+        let current = self.models.embedder_manifest(&self.config.embedder)?.id;
+        let other = self.models.embedder_manifest(embedder)?.id;
+        if other != current {
+            config.embedder = other;
+            config.matching.threshold = None;
+        }
+        Ok(Self {
+            config,
+            json: self.json,
+            models: self.models.clone(),
+        })
+    }
+
     /// The gallery's store, at the configured path.
     pub fn store(&self) -> GalleryStore {
         GalleryStore::new(&self.config.gallery)
