@@ -13,6 +13,7 @@ pub mod eval;
 pub mod events;
 pub mod frame;
 pub mod gallery;
+pub mod guided_enrol;
 pub mod hw;
 pub mod image_io;
 pub mod models;

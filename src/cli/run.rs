@@ -107,7 +107,7 @@ impl Observer for CliObserver {
 }
 
 /// A function that opens the configured source, for [`Resilient`] to call again after a loss.
-fn opener(camera: &CameraParams) -> Result<(Opener, bool)> {
+pub(super) fn opener(camera: &CameraParams) -> Result<(Opener, bool)> {
     let source = camera.source.clone();
     let path = Path::new(&source);
     if source == "stdin" || source == "-" {
@@ -173,6 +173,25 @@ fn indicator(ctx: &Context) -> Result<Box<dyn Indicator>> {
     })
 }
 
+/// The configured display, or PNG files in `png_dir` when given (headless runs).
+pub(super) fn display(ctx: &Context, png_dir: Option<&Path>) -> Result<Option<Box<dyn Display>>> {
+    let o = &ctx.config.outputs;
+    Ok(match (png_dir, o.display) {
+        (Some(dir), _) => Some(Box::new(PngDisplay::new(
+            dir,
+            o.display_width,
+            o.display_height,
+        )?)),
+        (None, DisplayKind::Png) => Some(Box::new(PngDisplay::new(
+            &o.png_dir,
+            o.display_width,
+            o.display_height,
+        )?)),
+        (None, DisplayKind::Fb) => Some(Box::new(FramebufferDisplay::open(&o.framebuffer)?)),
+        (None, DisplayKind::None) => None,
+    })
+}
+
 pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
     let mut camera = ctx.config.camera.clone();
     if let Some(s) = args.source {
@@ -204,20 +223,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
         open().map_err(anyhow::Error::from)?;
     }
     let mut source = Resilient::new(open, camera.backoff());
-    let display: Option<Box<dyn Display>> = match (&args.display_png, outputs.display) {
-        (Some(dir), _) => Some(Box::new(PngDisplay::new(
-            dir,
-            outputs.display_width,
-            outputs.display_height,
-        )?)),
-        (None, DisplayKind::Png) => Some(Box::new(PngDisplay::new(
-            &outputs.png_dir,
-            outputs.display_width,
-            outputs.display_height,
-        )?)),
-        (None, DisplayKind::Fb) => Some(Box::new(FramebufferDisplay::open(&outputs.framebuffer)?)),
-        (None, DisplayKind::None) => None,
-    };
+    let display = display(ctx, args.display_png.as_deref())?;
     let events = EventLog::open(&log_params)
         .with_context(|| format!("opening the decision log {}", log_params.path.display()))?;
     let mut terminal = Terminal {

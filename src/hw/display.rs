@@ -42,6 +42,14 @@ pub enum Screen {
     /// Too many failed attempts; seconds left.
     Locked(u64),
     CameraLost,
+    /// Guided enrolment: what to do now, and how many of the poses are captured.
+    Enrol {
+        prompt: String,
+        done: usize,
+        total: usize,
+    },
+    /// Guided enrolment finished for this person.
+    Enrolled(String),
 }
 
 impl Screen {
@@ -57,6 +65,8 @@ impl Screen {
             Screen::Unknown => "unknown",
             Screen::Locked(_) => "locked",
             Screen::CameraLost => "camera_lost",
+            Screen::Enrol { .. } => "enrol",
+            Screen::Enrolled(_) => "enrolled",
         }
     }
 
@@ -90,6 +100,12 @@ impl Screen {
             Screen::Unknown => (red, "Unknown".into(), "Not recognised".into()),
             Screen::Locked(s) => (red, "Too many tries".into(), format!("Wait {s} s")),
             Screen::CameraLost => (grey, "Camera lost".into(), "Reconnecting...".into()),
+            Screen::Enrol {
+                prompt,
+                done,
+                total,
+            } => (slate, prompt.clone(), format!("{done} of {total} done")),
+            Screen::Enrolled(name) => (green, "Enrolled".into(), name.clone()),
         };
         (bg, title, sub)
     }
