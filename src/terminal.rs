@@ -226,7 +226,9 @@ impl Terminal<'_> {
         self.signal(Signal::Idle, Duration::ZERO);
         self.show(&Screen::Idle);
         let every = u64::from(self.every_nth.max(1));
-        while !stop.load(Ordering::Relaxed) {
+        while !stop.load(Ordering::Relaxed)
+            && max_frames.is_none_or(|m| report.frames_read < m)
+        {
             observer.heartbeat();
             let now = Instant::now();
             let clock = now - started;
@@ -265,9 +267,6 @@ impl Terminal<'_> {
             }
             report.frames_read += 1;
             let read_at = Instant::now();
-            if max_frames.is_some_and(|m| report.frames_read > m) {
-                break;
-            }
             if (report.frames_read - 1) % every != 0 {
                 continue;
             }

@@ -219,6 +219,38 @@ fn frames_without_faces_decide_nothing() {
 }
 
 #[test]
+fn a_camera_command_that_stops_is_started_again() {
+    let data = data_or_skip!();
+    let work = tempfile::tempdir().unwrap();
+    // The "camera program" writes 10 frames and exits, as rpicam-vid does when the camera
+    // hiccups; the terminal must start it again and keep reading.
+    let mut stream = Vec::new();
+    for f in common::images_in(&data.join("video/dlib_video_frames_noface"))
+        .iter()
+        .take(10)
+    {
+        stream.extend_from_slice(&std::fs::read(f).unwrap());
+    }
+    let mjpeg = work.path().join("clip.mjpeg");
+    std::fs::write(&mjpeg, stream).unwrap();
+    let source = format!("exec:cat '{}'", mjpeg.display());
+    let run = run_terminal(&data, work.path(), &source, &["--max-frames", "25"]);
+    assert!(run.decisions.is_empty());
+    // 25 frames need three runs of the 10-frame program: two restarts.
+    assert!(run.stderr.contains("25 frames read"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("camera lost 2 time(s)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("ended (exit status: 0)"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn a_broken_mjpeg_stream_on_stdin_is_read_past() {
     use std::io::Write;
     let data = data_or_skip!();

@@ -26,7 +26,8 @@ use super::Context;
 #[derive(Debug, Parser)]
 pub struct RunArgs {
     /// Frames from: a folder of images, `stdin` (an MJPEG stream, e.g. `rpicam-vid --codec
-    /// mjpeg -o -`), an MJPEG file, or a V4L2 device /dev/videoN [default: [camera] source]
+    /// mjpeg -o -`), `exec:COMMAND` (a camera program writing MJPEG to its output, restarted
+    /// when it stops), an MJPEG file, or a V4L2 device /dev/videoN [default: [camera] source]
     #[arg(long)]
     source: Option<String>,
     /// Folders: replay in real time at this rate (as fast as possible when unset, stamped at
@@ -110,6 +111,20 @@ impl Observer for CliObserver {
 pub(super) fn opener(camera: &CameraParams) -> Result<(Opener, bool)> {
     let source = camera.source.clone();
     let path = Path::new(&source);
+    if let Some(command) = source.strip_prefix(facegate::hw::command::PREFIX) {
+        let command = command.trim().to_string();
+        if command.is_empty() {
+            bail!("{source}: name the camera command after `exec:`");
+        }
+        let open: Opener = Box::new(move || {
+            Ok(
+                Box::new(facegate::hw::command::CommandSource::spawn(&command)?)
+                    as Box<dyn FrameSource>,
+            )
+        });
+        // A camera: when it stops, wait and start it again.
+        return Ok((open, true));
+    }
     if source == "stdin" || source == "-" {
         let open: Opener = Box::new(|| {
             Ok(Box::new(MjpegSource::new(std::io::stdin(), "stdin")) as Box<dyn FrameSource>)

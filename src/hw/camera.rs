@@ -27,7 +27,8 @@ pub enum PixelFormat {
 #[serde(default, deny_unknown_fields)]
 pub struct CameraParams {
     /// `/dev/videoN` (V4L2), `stdin` (an MJPEG stream, e.g. from `rpicam-vid --codec mjpeg
-    /// -o -`), or a folder of frames.
+    /// -o -`), `exec:COMMAND` (a camera program writing MJPEG, restarted when it stops, e.g.
+    /// `exec:rpicam-vid -t 0 -n --codec mjpeg -o -`), or a folder of frames.
     pub source: String,
     /// V4L2 pixel format.
     pub format: PixelFormat,

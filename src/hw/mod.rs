@@ -1,6 +1,7 @@
 //! The device edge: cameras in, LEDs / relay / display out. Nothing here knows about faces.
 
 pub mod camera;
+pub mod command;
 pub mod display;
 pub mod indicator;
 #[cfg(feature = "v4l2")]
