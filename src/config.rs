@@ -140,8 +140,10 @@ impl Config {
         if config.gallery.is_relative() && config.gallery != Self::default().gallery {
             config.gallery = base.join(&config.gallery);
         }
-        if let Some(dir) = config.models_dir.as_mut().filter(|d| d.is_relative()) {
-            *dir = base.join(&*dir);
+        for dir in [&mut config.models_dir, &mut config.log.snapshot_dir] {
+            if let Some(dir) = dir.as_mut().filter(|d| d.is_relative()) {
+                *dir = base.join(&*dir);
+            }
         }
         let defaults = Self::default();
         for (p, default) in [

@@ -59,6 +59,11 @@ pub struct LogParams {
     pub max_bytes: u64,
     /// Rotated files kept.
     pub keep: u32,
+    /// A JPEG of the frame of every unknown decision goes here (unset: none are kept; they are
+    /// pictures of people).
+    pub snapshot_dir: Option<PathBuf>,
+    /// The most snapshots kept; the oldest are deleted first.
+    pub snapshot_keep: usize,
 }
 
 impl Default for LogParams {
@@ -67,6 +72,8 @@ impl Default for LogParams {
             path: PathBuf::from("events.fglog"),
             max_bytes: 1 << 20,
             keep: 4,
+            snapshot_dir: None,
+            snapshot_keep: 100,
         }
     }
 }

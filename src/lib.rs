@@ -18,5 +18,6 @@ pub mod hw;
 pub mod image_io;
 pub mod models;
 pub mod pipeline;
+pub mod snapshots;
 pub mod terminal;
 pub mod vision;

@@ -12,6 +12,7 @@ use crate::hw::camera::{Resilient, SourceEvent};
 use crate::hw::display::{Display, Screen};
 use crate::hw::indicator::{Indicator, Signal};
 use crate::pipeline::{Pipeline, StageTimes};
+use crate::snapshots::Snapshots;
 use crate::vision::align::align_face;
 use crate::vision::quality::Quality;
 
@@ -60,6 +61,8 @@ pub struct Terminal<'a> {
     pub indicator: Box<dyn Indicator + 'a>,
     pub display: Option<Box<dyn Display + 'a>>,
     pub events: Option<EventLog>,
+    /// Where frames of unknown decisions are kept, if anywhere.
+    pub snapshots: Option<Snapshots>,
     /// Analyse every n-th frame.
     pub every_nth: u32,
     /// How long a result stays on screen and on the LEDs (frame time).
@@ -226,9 +229,7 @@ impl Terminal<'_> {
         self.signal(Signal::Idle, Duration::ZERO);
         self.show(&Screen::Idle);
         let every = u64::from(self.every_nth.max(1));
-        while !stop.load(Ordering::Relaxed)
-            && max_frames.is_none_or(|m| report.frames_read < m)
-        {
+        while !stop.load(Ordering::Relaxed) && max_frames.is_none_or(|m| report.frames_read < m) {
             observer.heartbeat();
             let now = Instant::now();
             let clock = now - started;
@@ -276,6 +277,13 @@ impl Terminal<'_> {
             report.analyse += read_at.elapsed();
             for d in &step.decisions {
                 let event = self.record(d);
+                if let (Outcome::Unknown, Some(snaps)) = (&d.outcome, &self.snapshots) {
+                    // A full card must not stop the door: say so and carry on.
+                    match snaps.save(&frame.image, event.unix_ms, d.track) {
+                        Ok(p) => log::info!("snapshot {}", p.display()),
+                        Err(e) => log::error!("{e}"),
+                    }
+                }
                 let latency = read_at.elapsed();
                 let (signal, screen) = match &d.outcome {
                     Outcome::Accepted { name, .. } => {

@@ -209,6 +209,64 @@ fn the_two_enrolled_people_are_let_in_and_nobody_else() {
 }
 
 #[test]
+fn a_stranger_is_refused_and_photographed() {
+    let data = data_or_skip!();
+    let work = tempfile::tempdir().unwrap();
+    // Only Alex is enrolled: Lin-Manuel, who faces the camera in frames 100-240, is a stranger.
+    let gallery = work.path().join("alex.fg");
+    let out = common::facegate()
+        .args([
+            "--gallery",
+            s(&gallery),
+            "enroll",
+            "--name",
+            "alex-lacamoire",
+        ])
+        .arg(data.join("video/hamilton/enroll_alex-lacamoire.png"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let frames = work.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    for f in &common::images_in(&data.join("video/hamilton/frames"))[100..240] {
+        std::fs::copy(f, frames.join(f.file_name().unwrap())).unwrap();
+    }
+    let config = work.path().join("config.toml");
+    std::fs::write(&config, format!("{CONFIG}[log]\nsnapshot_keep = 2\n")).unwrap();
+    let snaps = work.path().join("snaps");
+    let out = common::facegate()
+        .args(["--gallery", s(&gallery), "--config", s(&config), "--json"])
+        .args(["run", "--source", s(&frames), "--snapshot-dir", s(&snaps)])
+        .args(["--log-file", s(&work.path().join("e.fglog"))])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let decisions: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(accepted_names(&decisions).is_empty(), "{decisions:#?}");
+    let unknown = decisions
+        .iter()
+        .filter(|d| d["outcome"] == "unknown")
+        .count();
+    assert!(unknown >= 1, "{stderr}");
+    // One snapshot per unknown decision, the oldest pruned beyond the limit of 2.
+    let mut kept: Vec<_> = std::fs::read_dir(&snaps)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    kept.sort();
+    assert_eq!(kept.len(), unknown.min(2), "{kept:?}");
+    for k in &kept {
+        let img = image::open(k).unwrap();
+        assert_eq!((img.width(), img.height()), (640, 360));
+    }
+}
+
+#[test]
 fn frames_without_faces_decide_nothing() {
     let data = data_or_skip!();
     let work = tempfile::tempdir().unwrap();
@@ -391,6 +449,7 @@ fn a_camera_that_drops_out_mid_stream_is_survived() {
             PngDisplay::new(screens_dir.path(), 128, 64).unwrap(),
         )),
         events: None,
+        snapshots: None,
         every_nth: 2,
         hold: std::time::Duration::from_secs(3),
     };

@@ -19,6 +19,7 @@ use facegate::hw::camera::{
 };
 use facegate::hw::display::{Display, DisplayKind, FramebufferDisplay, PngDisplay};
 use facegate::hw::indicator::{Indicator, LogIndicator};
+use facegate::snapshots::Snapshots;
 use facegate::terminal::{Observer, Terminal};
 
 use super::Context;
@@ -46,6 +47,9 @@ pub struct RunArgs {
     /// Decision log file [default: [log] path]
     #[arg(long, value_name = "FILE")]
     log_file: Option<PathBuf>,
+    /// Keep a JPEG of the frame of every unknown decision in DIR [default: [log] snapshot_dir]
+    #[arg(long, value_name = "DIR")]
+    snapshot_dir: Option<PathBuf>,
 }
 
 /// Prints one line per decision, pings the systemd watchdog.
@@ -221,6 +225,9 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
     if let Some(f) = args.log_file {
         log_params.path = f;
     }
+    if let Some(d) = args.snapshot_dir {
+        log_params.snapshot_dir = Some(d);
+    }
     let outputs = &ctx.config.outputs;
 
     let pipeline = ctx.pipeline()?;
@@ -249,6 +256,11 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
         indicator: indicator(ctx)?,
         display,
         events: Some(events),
+        snapshots: log_params
+            .snapshot_dir
+            .as_deref()
+            .map(|d| Snapshots::open(d, log_params.snapshot_keep))
+            .transpose()?,
         every_nth,
         hold: Duration::from_secs_f32(outputs.result_hold_s.max(0.0)),
     };
