@@ -358,8 +358,9 @@ impl Display for PngDisplay {
     }
 }
 
-/// The Linux framebuffer (`/dev/fbN`, e.g. an SPI panel driven by the kernel's fbtft or a
-/// HDMI screen), 16 or 32 bits per pixel; geometry read from sysfs.
+/// The Linux framebuffer (`/dev/fbN`), geometry read from sysfs: an HDMI screen (32 bits per
+/// pixel), an SPI TFT such as the ST7789 240×240 through the kernel's `panel-mipi-dbi` or fbtft
+/// driver (16), or an I2C/SPI OLED such as the SSD1306 128×64 through `ssd1307fb` (1).
 pub struct FramebufferDisplay {
     path: PathBuf,
     file: std::fs::File,
@@ -395,8 +396,10 @@ impl FramebufferDisplay {
             .parse()
             .map_err(|_| err("bits_per_pixel".into()))?;
         let stride: usize = read("stride")?.parse().map_err(|_| err("stride".into()))?;
-        if bits != 16 && bits != 32 {
-            return Err(err(format!("{bits} bits per pixel (16 or 32 supported)")));
+        if ![1, 16, 32].contains(&bits) {
+            return Err(err(format!(
+                "{bits} bits per pixel (1, 16 or 32 supported)"
+            )));
         }
         let file = std::fs::OpenOptions::new()
             .write(true)
@@ -414,11 +417,23 @@ impl FramebufferDisplay {
     }
 }
 
-/// Pack `canvas` into framebuffer memory: RGB565 or XRGB8888, little-endian, `stride` bytes
-/// per row.
+/// Pack `canvas` into framebuffer memory, `stride` bytes per row: RGB565 or XRGB8888
+/// little-endian, or 1 bit per pixel (least significant bit first, 1 = lit, as `ssd1307fb` reads
+/// it) where the light text on the dark backgrounds lights up.
 pub fn pack_framebuffer(canvas: &Canvas, bits: u32, stride: usize, out: &mut [u8]) {
     for y in 0..canvas.height {
         let row = &mut out[y as usize * stride..];
+        if bits == 1 {
+            row[..canvas.width.div_ceil(8) as usize].fill(0);
+            for x in 0..canvas.width {
+                let p = canvas.pixel(x, y);
+                let luma = 299 * p.r() as u32 + 587 * p.g() as u32 + 114 * p.b() as u32;
+                if luma >= 128 * 1000 {
+                    row[x as usize / 8] |= 1 << (x % 8);
+                }
+            }
+            continue;
+        }
         for x in 0..canvas.width {
             let p = canvas.pixel(x, y);
             let i = x as usize;
@@ -467,6 +482,12 @@ mod tests {
             Screen::Unknown,
             Screen::Locked(30),
             Screen::CameraLost,
+            Screen::Enrol {
+                prompt: crate::guided_enrol::Pose::Glasses.prompt().into(),
+                done: 3,
+                total: 4,
+            },
+            Screen::Enrolled("Lin-Manuel Miranda".into()),
         ]
     }
 
@@ -555,5 +576,26 @@ mod tests {
         let mut out16 = vec![0u8; 4];
         pack_framebuffer(&c, 16, 4, &mut out16);
         assert_eq!(u16::from_le_bytes([out16[2], out16[3]]), 0xF801);
+    }
+
+    #[test]
+    fn monochrome_panels_light_exactly_the_text() {
+        // An SSD1306 128×64 OLED: 16 bytes per row; every background is dark enough to stay
+        // off, so the lit pixels are the white text pixels.
+        for screen in all_screens() {
+            let mut c = Canvas::new(128, 64);
+            let Ok(()) = draw(&screen, &mut c);
+            let mut out = vec![0xAAu8; 16 * 64];
+            pack_framebuffer(&c, 1, 16, &mut out);
+            let lit: u32 = out.iter().map(|b| b.count_ones()).sum();
+            let (text, _) = text_extent(&c);
+            assert_eq!(lit, text, "{screen:?}");
+            for y in 0..64u32 {
+                for x in 0..128u32 {
+                    let on = out[(y * 16 + x / 8) as usize] >> (x % 8) & 1 == 1;
+                    assert_eq!(on, c.pixel(x, y) == Rgb888::WHITE, "{screen:?} ({x}, {y})");
+                }
+            }
+        }
     }
 }
