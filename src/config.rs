@@ -206,12 +206,6 @@ mod tests {
         assert!(Config::load(Some(&path)).is_err());
     }
 
-    #[test]
-    fn the_example_board_config_parses() {
-        let c: Config = toml::from_str(include_str!("../board/config.example.toml")).unwrap();
-        assert_eq!(c.outputs.gpio.relay, Some(22));
-        assert_eq!(c.decide.accept_frames, 5);
-    }
 
     #[test]
     fn partial_config_keeps_other_defaults() {
