@@ -206,7 +206,6 @@ mod tests {
         assert!(Config::load(Some(&path)).is_err());
     }
 
-
     #[test]
     fn partial_config_keeps_other_defaults() {
         let dir = tempfile::tempdir().unwrap();

@@ -11,7 +11,9 @@ use facegate::config::Config;
 use serde_json::Value;
 
 fn board(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("board").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("board")
+        .join(name)
 }
 
 fn read(name: &str) -> String {
@@ -78,10 +80,7 @@ fn the_shipped_config_lists_every_option_with_its_default() {
     );
     let mut listed = BTreeMap::new();
     leaves(
-        &serde_json::to_value(
-            toml::from_str::<toml::Value>(&uncommented).unwrap(),
-        )
-        .unwrap(),
+        &serde_json::to_value(toml::from_str::<toml::Value>(&uncommented).unwrap()).unwrap(),
         "",
         &mut listed,
     );
@@ -174,8 +173,10 @@ fn unit_users_and_state_folder_agree() {
         ("video4linux", "video"),
     ] {
         assert!(
-            rules.lines().any(|l| l.contains(&format!("SUBSYSTEM==\"{subsystem}\""))
-                && l.contains(&format!("GROUP=\"{group}\""))),
+            rules
+                .lines()
+                .any(|l| l.contains(&format!("SUBSYSTEM==\"{subsystem}\""))
+                    && l.contains(&format!("GROUP=\"{group}\""))),
             "udev rule for {subsystem}"
         );
     }
@@ -185,7 +186,14 @@ fn unit_users_and_state_folder_agree() {
     assert!(tmpfiles
         .lines()
         .any(|l| l.split_whitespace().collect::<Vec<_>>()
-            == ["d", "/var/lib/facegate", "0700", "facegate", "facegate", "-"]));
+            == [
+                "d",
+                "/var/lib/facegate",
+                "0700",
+                "facegate",
+                "facegate",
+                "-"
+            ]));
     let config = Config::load(Some(&board("config.toml"))).unwrap();
     assert!(config.gallery.starts_with("/var/lib/facegate"));
     assert!(config.log.path.starts_with("/var/lib/facegate"));
@@ -203,7 +211,8 @@ fn the_unit_passes_systemd_analyze_verify() {
     }
     // The unit names the installed binary; verify a copy that names the one just built.
     let dir = tempfile::tempdir().unwrap();
-    let unit = read("facegate.service").replace("/usr/bin/facegate", env!("CARGO_BIN_EXE_facegate"));
+    let unit =
+        read("facegate.service").replace("/usr/bin/facegate", env!("CARGO_BIN_EXE_facegate"));
     let path = dir.path().join("facegate.service");
     std::fs::write(&path, unit).unwrap();
     let out = Command::new("systemd-analyze")

@@ -160,7 +160,12 @@ fn a_damaged_model_file_fails_and_is_named() {
         "{detail}"
     );
     assert!(rnet["fix"].as_str().unwrap().contains("reinstall"));
-    for file in ["pnet.onnx", "onet.onnx", "mobilefacenet.onnx", "dlib_resnet.onnx"] {
+    for file in [
+        "pnet.onnx",
+        "onet.onnx",
+        "mobilefacenet.onnx",
+        "dlib_resnet.onnx",
+    ] {
         assert_eq!(find(&checks, &format!("model {file}"))["status"], "ok");
     }
 }
@@ -216,12 +221,11 @@ fn a_missing_camera_fails_with_a_hint() {
         .take(2)
         .collect();
     assert_eq!(camera.len(), 2, "{text}");
+    assert!(camera[0].contains("/dev/video97 does not exist"), "{text}");
     assert!(
-        camera[0].contains("/dev/video97 does not exist"),
-        "{text}"
-    );
-    assert!(
-        camera[1].trim_start().starts_with("fix: plug the camera in"),
+        camera[1]
+            .trim_start()
+            .starts_with("fix: plug the camera in"),
         "{text}"
     );
     // Everything else about this setup is fine.

@@ -75,10 +75,11 @@ fn fail(check: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check
 
 pub fn run(args: &Args) -> Result<ExitCode> {
     let mut checks = Vec::new();
-    let file = args
-        .config
-        .clone()
-        .or_else(|| Path::new(SYSTEM_CONFIG).is_file().then(|| SYSTEM_CONFIG.into()));
+    let file = args.config.clone().or_else(|| {
+        Path::new(SYSTEM_CONFIG)
+            .is_file()
+            .then(|| SYSTEM_CONFIG.into())
+    });
     match super::load_config(args) {
         Ok(config) => {
             checks.push(ok(
@@ -92,7 +93,13 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         }
         Err(e) => checks.push(fail(
             "config",
-            format!("{e:#}"),
+            // toml's message spans lines (a source excerpt): one line per check here.
+            format!("{e:#}")
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" "),
             "correct the file (every key is listed in /etc/facegate/config.toml as shipped); \
              the other checks need a config that parses",
         )),
@@ -126,15 +133,16 @@ fn report(checks: &[Check], as_json: bool) {
         );
         return;
     }
+    let width = checks.iter().map(|c| c.check.len()).max().unwrap_or(0);
     for c in checks {
         let tag = match c.status {
             Status::Ok => "OK",
             Status::Warn => "WARN",
             Status::Fail => "FAIL",
         };
-        println!("{tag:<5} {:<16} {}", c.check, c.detail);
+        println!("{tag:<5} {:<width$} {}", c.check, c.detail);
         if let Some(fix) = &c.fix {
-            println!("{:<22} fix: {fix}", "");
+            println!("{:<w$} fix: {fix}", "", w = width + 6);
         }
     }
     println!("facegate doctor: {oks} OK, {warns} warning(s), {fails} failure(s)");
@@ -324,10 +332,9 @@ fn check_backup(backup: &Path, expected: &EmbedderId) -> Check {
             "make it readable by the service user",
         ),
         Ok(bytes) => match decode(&bytes) {
-            Ok(g) if g.embedder() == expected => ok(
-                name,
-                format!("{shown}: checksum ok, {} people", g.len()),
-            ),
+            Ok(g) if g.embedder() == expected => {
+                ok(name, format!("{shown}: checksum ok, {} people", g.len()))
+            }
             Ok(g) => warn(
                 name,
                 format!("{shown} is for embedder {}", g.embedder().id),
@@ -383,7 +390,11 @@ impl Identity {
             status
                 .lines()
                 .find_map(|l| l.strip_prefix(name))
-                .map(|v| v.split_whitespace().filter_map(|n| n.parse().ok()).collect())
+                .map(|v| {
+                    v.split_whitespace()
+                        .filter_map(|n| n.parse().ok())
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let uid = field("Uid:").first().copied();
@@ -563,7 +574,10 @@ fn check_cdev(name: &str, lines: &LineParams) -> Check {
         if let Some(o) = used.iter().find(|&&o| o >= info.num_lines) {
             return fail(
                 name,
-                format!("{} ({}) has {} lines; line {o} is not one", lines.chip, info.label, info.num_lines),
+                format!(
+                    "{} ({}) has {} lines; line {o} is not one",
+                    lines.chip, info.label, info.num_lines
+                ),
                 "correct the line numbers in [outputs.gpio] (gpioinfo lists them)",
             );
         }
