@@ -244,6 +244,17 @@ fn check_gallery(config: &Config, models: Option<&ModelDir>, checks: &mut Vec<Ch
             return;
         }
     };
+    // The state folder is private to the service user: say so rather than call it damage.
+    if let Err(e) = fs::metadata(store.path()) {
+        if e.kind() == ErrorKind::PermissionDenied {
+            checks.push(fail(
+                "gallery",
+                format!("{path}: {e}"),
+                "run the doctor as the service user: sudo -u facegate facegate doctor",
+            ));
+            return;
+        }
+    }
     let loaded = match store.load(&expected) {
         Ok(l) => l,
         Err(e @ GalleryError::ForeignEmbedder { .. }) => {
@@ -680,8 +691,9 @@ fn check_log(log: &LogParams) -> Check {
         return fail(
             name,
             format!("cannot write in {}: {e}", dir.display()),
-            "make the folder writable by the service user (/var/lib/facegate is, through \
-             tmpfiles.d), or set [log] path",
+            "run the doctor as the service user (sudo -u facegate facegate doctor); make the \
+             folder writable by that user (/var/lib/facegate is, through tmpfiles.d), or set \
+             [log] path",
         );
     }
     if log.path.exists() {
