@@ -209,13 +209,6 @@ mod tests {
     }
 
     #[test]
-    fn the_example_board_config_parses() {
-        let c: Config = toml::from_str(include_str!("../board/config.example.toml")).unwrap();
-        assert_eq!(c.outputs.gpio.relay, Some(22));
-        assert_eq!(c.decide.accept_frames, 5);
-    }
-
-    #[test]
     fn partial_config_keeps_other_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");

@@ -178,8 +178,8 @@ impl ModelDir {
         ids
     }
 
-    /// Read `file`, check it against `sha256` and parse it as ONNX.
-    pub fn load_verified(&self, file: &str, sha256: &str) -> Result<InferenceModel, ModelError> {
+    /// Read `file` and check it against `sha256`; the bytes when they match.
+    pub fn read_verified(&self, file: &str, sha256: &str) -> Result<Vec<u8>, ModelError> {
         let path = self.root.join(file);
         let bytes = std::fs::read(&path).map_err(|source| ModelError::Io {
             path: path.clone(),
@@ -193,6 +193,13 @@ impl ModelDir {
                 actual,
             });
         }
+        Ok(bytes)
+    }
+
+    /// Read `file`, check it against `sha256` and parse it as ONNX.
+    pub fn load_verified(&self, file: &str, sha256: &str) -> Result<InferenceModel, ModelError> {
+        let path = self.root.join(file);
+        let bytes = self.read_verified(file, sha256)?;
         tract_onnx::onnx()
             .model_for_read(&mut bytes.as_slice())
             .map_err(|e| ModelError::Tract {

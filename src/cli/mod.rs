@@ -13,6 +13,7 @@ use facegate::pipeline::{gallery_id, Pipeline};
 
 mod bench;
 mod calibrate;
+mod doctor;
 mod embed;
 mod enroll;
 mod eval;
@@ -74,6 +75,8 @@ enum Command {
     Run(run::RunArgs),
     /// Print the decision log
     Log(log::LogArgs),
+    /// Check that this machine can run the terminal as configured, and say what to fix
+    Doctor,
 }
 
 /// What every command may need, loaded on demand.
@@ -85,16 +88,7 @@ pub struct Context {
 
 impl Context {
     fn new(args: &Args) -> Result<Self> {
-        let mut config = Config::load(args.config.as_deref())?;
-        if let Some(g) = &args.gallery {
-            config.gallery = g.clone();
-        }
-        if let Some(e) = &args.embedder {
-            config.embedder = e.clone();
-        }
-        if let Some(m) = &args.models {
-            config.models_dir = Some(m.clone());
-        }
+        let config = load_config(args)?;
         let models = ModelDir::locate(config.models_dir.as_deref())?;
         Ok(Self {
             config,
@@ -169,7 +163,26 @@ impl Context {
     }
 }
 
+/// The config file with the command line's overrides applied.
+fn load_config(args: &Args) -> Result<Config> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(g) = &args.gallery {
+        config.gallery = g.clone();
+    }
+    if let Some(e) = &args.embedder {
+        config.embedder = e.clone();
+    }
+    if let Some(m) = &args.models {
+        config.models_dir = Some(m.clone());
+    }
+    Ok(config)
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
+    // The doctor reports a broken config or model folder instead of stopping at it.
+    if let Command::Doctor = args.command {
+        return doctor::run(&args);
+    }
     let ctx = Context::new(&args)?;
     match args.command {
         Command::Enroll(a) => enroll::run(&ctx, a),
@@ -184,6 +197,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Eval(a) => eval::run(&ctx, a),
         Command::Run(a) => run::run(&ctx, a),
         Command::Log(a) => log::run(&ctx, a),
+        Command::Doctor => unreachable!("handled above"),
     }
 }
 
