@@ -95,6 +95,11 @@ impl Pipeline {
         EmbedderId::new(&e.manifest().id, e.model_sha256(), dim)
     }
 
+    /// Threads one frame may use (`detector.threads` of the config; 0 = all cores).
+    pub fn set_threads(&mut self, threads: usize) {
+        self.detector.set_threads(threads);
+    }
+
     pub fn detector(&self) -> &Mtcnn {
         &self.detector
     }

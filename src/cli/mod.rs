@@ -13,6 +13,7 @@ use facegate::pipeline::{gallery_id, Pipeline};
 
 mod bench;
 mod calibrate;
+mod compare;
 mod embed;
 mod enroll;
 mod eval;
@@ -112,6 +113,11 @@ impl Context {
             self.config.low_light.clone(),
         )
         .with_context(|| format!("loading models from {}", self.models.root().display()))
+    }
+
+    /// The folder the ONNX models and manifests are loaded from.
+    pub fn models_root(&self) -> &std::path::Path {
+        self.models.root()
     }
 
     /// The gallery's store, at the configured path.

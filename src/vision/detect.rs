@@ -38,6 +38,8 @@ pub struct DetectorParams {
     /// the MOT20 crowd frames (no visible faces) from 104 to 15 while the lowest score of the
     /// 1,544 central faces of the disjoint LFW set was 0.974 (see docs in README).
     pub min_score: f32,
+    /// Threads one frame may use (not used by the cascade yet); 0 means all cores.
+    pub threads: usize,
 }
 
 impl Default for DetectorParams {
@@ -47,6 +49,7 @@ impl Default for DetectorParams {
             thresholds: [0.6, 0.7, 0.7],
             scale_factor: 0.709,
             min_score: 0.9,
+            threads: 1,
         }
     }
 }
@@ -156,6 +159,19 @@ impl Mtcnn {
 
     pub fn params(&self) -> &DetectorParams {
         &self.params
+    }
+
+    /// Threads one frame may use (see [`DetectorParams::threads`]; 0 = all cores).
+    pub fn set_threads(&mut self, threads: usize) {
+        self.params.threads = threads;
+    }
+
+    /// Threads one frame uses, 0 resolved to the number of cores.
+    pub fn threads(&self) -> usize {
+        match self.params.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
     }
 
     /// The pyramid scales for an image of this size.
