@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::Cost;
 
