@@ -167,7 +167,7 @@ pub fn run(ctx: &Context, args: CompareArgs) -> Result<()> {
         )?;
         versions = ort.versions.clone();
         let mut samples = Samples::default();
-        let mut last: Vec<(Vec<Detection>, Vec<Vec<f32>>, Value)> = Vec::new();
+        let mut last: Vec<FrameResult> = Vec::new();
         // Run 0 warms both sides up (caches, lazily built state) and is not recorded.
         for run in 0..=args.runs {
             last.clear();
@@ -261,6 +261,9 @@ pub fn run(ctx: &Context, args: CompareArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// facegate's faces and embeddings of one frame, and the onnxruntime side's reply.
+type FrameResult = (Vec<Detection>, Vec<Vec<f32>>, Value);
 
 /// One frame through facegate: stage times (ms, in STAGES order), faces and embeddings.
 struct Ours {
@@ -506,7 +509,7 @@ fn letterbox(image: &RgbImage) -> RgbImage {
 }
 
 /// Do both sides find the same faces? Greedy best-IoU matching per frame.
-fn agree(last: &[(Vec<Detection>, Vec<Vec<f32>>, Value)]) -> Agreement {
+fn agree(last: &[FrameResult]) -> Agreement {
     let mut a = Agreement {
         frames: last.len(),
         same_count: 0,
