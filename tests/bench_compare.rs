@@ -31,9 +31,11 @@ fn compare_runs_on_one_frame_and_prints_the_table() {
             "no {stage} row:\n{stdout}"
         );
     }
-    // Both sides must find the one face of the video frame.
-    assert!(
-        stdout.contains("2/2 frames with the same count"),
-        "{stdout}"
-    );
+    // The fairness line: faces found on each side, matched by IoU, and thread-count identity.
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("same faces:"))
+        .unwrap_or_else(|| panic!("no agreement line:\n{stdout}"));
+    assert!(line.contains("/2 frames with the same count"), "{line}");
+    assert!(line.contains("= one-thread facegate: yes"), "{line}");
 }
