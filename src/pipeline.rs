@@ -95,6 +95,11 @@ impl Pipeline {
         EmbedderId::new(&e.manifest().id, e.model_sha256(), dim)
     }
 
+    /// Threads one frame may use (`detector.threads` of the config; 0 = all cores).
+    pub fn set_threads(&mut self, threads: usize) {
+        self.detector.set_threads(threads);
+    }
+
     pub fn detector(&self) -> &Mtcnn {
         &self.detector
     }
@@ -156,16 +161,74 @@ impl Pipeline {
     ) -> Result<Analysis, PipelineError> {
         let (mut detections, used) = self.detect(image, times)?;
         sort_by_centre_distance(&mut detections, image.width(), image.height());
-        let mut faces = Vec::with_capacity(detections.len());
-        for detection in detections {
-            if let Some(face) = self.describe(&used, detection, times)? {
-                faces.push(face);
+        let threads = self.detector.threads().min(detections.len());
+        let faces = if threads <= 1 {
+            let mut faces = Vec::with_capacity(detections.len());
+            for detection in detections {
+                if let Some(face) = self.describe(&used, detection, times)? {
+                    faces.push(face);
+                }
             }
-        }
+            faces
+        } else {
+            self.describe_parallel(&used, &detections, threads, times)?
+        };
         Ok(Analysis {
             faces,
             enhanced: matches!(used, std::borrow::Cow::Owned(_)),
         })
+    }
+}
+
+impl Pipeline {
+    /// [`Pipeline::describe`] every detection on `threads` threads, results in detection order.
+    /// The wall time is what `times` gets, split between align and embed as the threads spent it.
+    fn describe_parallel(
+        &self,
+        image: &RgbImage,
+        detections: &[Detection],
+        threads: usize,
+        times: &mut StageTimes,
+    ) -> Result<Vec<Face>, PipelineError> {
+        let started = Instant::now();
+        let per = detections.len().div_ceil(threads);
+        let run = |chunk: &[Detection]| -> Result<(Vec<Face>, StageTimes), PipelineError> {
+            let mut t = StageTimes::default();
+            let mut faces = Vec::with_capacity(chunk.len());
+            for &d in chunk {
+                faces.extend(self.describe(image, d, &mut t)?);
+            }
+            Ok((faces, t))
+        };
+        let parts = std::thread::scope(|s| {
+            let mut chunks = detections.chunks(per);
+            let first = chunks.next().unwrap_or(&[]);
+            let handles: Vec<_> = chunks.map(|c| s.spawn(move || run(c))).collect();
+            let mut parts = vec![run(first)];
+            parts.extend(
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("embedding thread panicked")),
+            );
+            parts
+        });
+        let (mut faces, mut busy) = (Vec::with_capacity(detections.len()), StageTimes::default());
+        for part in parts {
+            let (f, t) = part?;
+            faces.extend(f);
+            busy.align += t.align;
+            busy.embed += t.embed;
+        }
+        let wall = started.elapsed();
+        let spent = (busy.align + busy.embed).as_secs_f64();
+        let share = if spent > 0.0 {
+            busy.align.as_secs_f64() / spent
+        } else {
+            0.0
+        };
+        times.align += wall.mul_f64(share);
+        times.embed += wall.mul_f64(1.0 - share);
+        Ok(faces)
     }
 }
 

@@ -124,3 +124,44 @@ fn a_face_in_a_very_dark_photo_is_found_on_the_brightened_retry() {
     eprintln!("dark vs bright similarity {similarity:.3} (threshold {threshold})");
     assert!(similarity >= threshold);
 }
+
+#[test]
+fn several_threads_find_exactly_what_one_thread_finds() {
+    // P-Net levels, R-Net/O-Net batch slices and embeddings run in parallel with threads > 1;
+    // the faces, scores, landmarks and embeddings must not change by a bit.
+    let data = data_or_skip!();
+    let mut paths = common::images_in(&data.join("hard/many_faces"));
+    paths.retain(|p| p.parent() == Some(&data.join("hard/many_faces")));
+    assert!(paths.len() >= 3, "many_faces photos: {paths:?}");
+    let dir = facegate::models::ModelDir::locate(Some(&common::models_dir())).unwrap();
+    let load = |threads| {
+        let params = facegate::vision::detect::DetectorParams {
+            threads,
+            ..Default::default()
+        };
+        facegate::pipeline::Pipeline::load(&dir, "mobilefacenet", params, Default::default())
+            .unwrap()
+    };
+    let (one, three) = (load(1), load(3));
+    let mut faces = 0;
+    for path in &paths {
+        let image = facegate::image_io::load_rgb(path).unwrap();
+        let mut t = facegate::pipeline::StageTimes::default();
+        let a = one.analyse(&image, &mut t).unwrap();
+        let b = three.analyse(&image, &mut t).unwrap();
+        assert_eq!(a.faces.len(), b.faces.len(), "{}", path.display());
+        for (x, y) in a.faces.iter().zip(&b.faces) {
+            assert_eq!(x.detection, y.detection, "{}", path.display());
+            assert_eq!(x.embedding, y.embedding, "{}", path.display());
+        }
+        faces += a.faces.len();
+    }
+    eprintln!(
+        "{} photos, {faces} faces: identical on 1 and 3 threads",
+        paths.len()
+    );
+    assert!(
+        faces >= 10,
+        "too few faces ({faces}) to exercise the parallel paths"
+    );
+}

@@ -13,6 +13,7 @@ use facegate::pipeline::{gallery_id, Pipeline};
 
 mod bench;
 mod calibrate;
+mod compare;
 mod doctor;
 mod embed;
 mod enroll;
@@ -123,6 +124,11 @@ impl Context {
             json: self.json,
             models: self.models.clone(),
         })
+    }
+
+    /// The folder the ONNX models and manifests are loaded from.
+    pub fn models_root(&self) -> &std::path::Path {
+        self.models.root()
     }
 
     /// The gallery's store, at the configured path.

@@ -38,6 +38,11 @@ pub struct DetectorParams {
     /// the MOT20 crowd frames (no visible faces) from 104 to 15 while the lowest score of the
     /// 1,544 central faces of the disjoint LFW set was 0.974 (see docs in README).
     pub min_score: f32,
+    /// Threads one frame may use: P-Net pyramid levels, R-Net/O-Net batch slices and the
+    /// embeddings of several faces run in parallel (the results are the same as on one thread).
+    /// 1 (default) keeps a frame on one core, which suits commands that already run one image per
+    /// core (`eval`, `calibrate`); 0 means all cores.
+    pub threads: usize,
 }
 
 impl Default for DetectorParams {
@@ -47,6 +52,7 @@ impl Default for DetectorParams {
             thresholds: [0.6, 0.7, 0.7],
             scale_factor: 0.709,
             min_score: 0.9,
+            threads: 1,
         }
     }
 }
@@ -96,6 +102,29 @@ pub enum DetectError {
     Model(#[from] ModelError),
 }
 
+/// Per-thread working memory of the cascade, kept between frames so that a frame allocates none
+/// of its own buffers (tract still allocates its input and output tensors).
+struct Scratch {
+    resizer: Resizer,
+    /// A resized pyramid level or a cropped window, packed RGB.
+    pixels: Vec<u8>,
+    /// A crop resized to the R-Net / O-Net input side.
+    chip: Vec<u8>,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        Self {
+            resizer: Resizer::new(),
+            pixels: Vec::new(),
+            chip: Vec::new(),
+        }
+    }
+}
+
+/// Below this many crops an R-Net/O-Net batch is not worth splitting across threads.
+const MIN_SPLIT_BATCH: usize = 16;
+
 /// A candidate box through the cascade.
 #[derive(Debug, Clone, Copy)]
 struct Candidate {
@@ -128,6 +157,8 @@ pub struct Mtcnn {
     pnet_plans: Mutex<HashMap<(usize, usize), Plan>>,
     rnet: Plan,
     onet: Plan,
+    /// Scratch buffers of finished calls, one per thread that has run the cascade.
+    scratch: Mutex<Vec<Scratch>>,
 }
 
 impl Mtcnn {
@@ -151,11 +182,80 @@ impl Mtcnn {
             pnet_plans: Mutex::new(HashMap::new()),
             rnet,
             onet,
+            scratch: Mutex::new(Vec::new()),
         })
     }
 
     pub fn params(&self) -> &DetectorParams {
         &self.params
+    }
+
+    /// Threads one frame may use (see [`DetectorParams::threads`]; 0 = all cores).
+    pub fn set_threads(&mut self, threads: usize) {
+        self.params.threads = threads;
+    }
+
+    /// Threads one frame uses, 0 resolved to the number of cores.
+    pub fn threads(&self) -> usize {
+        match self.params.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
+    fn take_scratch(&self) -> Scratch {
+        let mut pool = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        pool.pop().unwrap_or_else(Scratch::new)
+    }
+
+    fn return_scratch(&self, scratch: Scratch) {
+        let mut pool = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        pool.push(scratch);
+    }
+
+    /// `f(i)` for every item, items shared out over the threads by `weights` (largest first onto
+    /// the least loaded thread); results in item order, so the outcome never depends on threads.
+    fn map_balanced<T: Send>(
+        &self,
+        weights: &[usize],
+        f: impl Fn(usize, &mut Scratch) -> Result<T, DetectError> + Sync,
+    ) -> Result<Vec<T>, DetectError> {
+        let threads = self.threads().min(weights.len()).max(1);
+        let mut groups: Vec<Vec<usize>> = vec![Vec::new(); threads];
+        let mut load = vec![0usize; threads];
+        let mut order: Vec<usize> = (0..weights.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(weights[i]));
+        for i in order {
+            let least = (0..threads).min_by_key(|&t| load[t]).unwrap_or(0);
+            load[least] += weights[i];
+            groups[least].push(i);
+        }
+        let run_group = |group: &[usize]| -> Result<Vec<(usize, T)>, DetectError> {
+            let mut scratch = self.take_scratch();
+            let out = group
+                .iter()
+                .map(|&i| Ok((i, f(i, &mut scratch)?)))
+                .collect::<Result<Vec<_>, DetectError>>();
+            self.return_scratch(scratch);
+            out
+        };
+        let mut done: Vec<(usize, T)> = if threads == 1 {
+            run_group(&groups[0])?
+        } else {
+            std::thread::scope(|s| -> Result<Vec<(usize, T)>, DetectError> {
+                let handles: Vec<_> = groups[1..]
+                    .iter()
+                    .map(|g| s.spawn(|| run_group(g)))
+                    .collect();
+                let mut done = run_group(&groups[0])?;
+                for h in handles {
+                    done.extend(h.join().expect("detector thread panicked")?);
+                }
+                Ok(done)
+            })?
+        };
+        done.sort_by_key(|(i, _)| *i);
+        Ok(done.into_iter().map(|(_, t)| t).collect())
     }
 
     /// The pyramid scales for an image of this size.
@@ -205,24 +305,22 @@ impl Mtcnn {
         if width < CELL as u32 || height < CELL as u32 {
             return Ok(Vec::new());
         }
-        let mut resizer = Resizer::new();
-
         let started = Instant::now();
-        let boxes = self.stage_pnet(image, &mut resizer)?;
+        let boxes = self.stage_pnet(image)?;
         times.pnet += started.elapsed();
         if boxes.is_empty() {
             return Ok(Vec::new());
         }
 
         let started = Instant::now();
-        let boxes = self.stage_rnet(image, &mut resizer, boxes)?;
+        let boxes = self.stage_rnet(image, boxes)?;
         times.rnet += started.elapsed();
         if boxes.is_empty() {
             return Ok(Vec::new());
         }
 
         let started = Instant::now();
-        let faces = self.stage_onet(image, &mut resizer, boxes)?;
+        let faces = self.stage_onet(image, boxes)?;
         times.onet += started.elapsed();
 
         Ok(faces
@@ -237,60 +335,20 @@ impl Mtcnn {
     }
 
     /// P-Net over the pyramid: candidate windows, regressed and squared.
-    fn stage_pnet(
-        &self,
-        image: &RgbImage,
-        resizer: &mut Resizer,
-    ) -> Result<Vec<Candidate>, DetectError> {
+    fn stage_pnet(&self, image: &RgbImage) -> Result<Vec<Candidate>, DetectError> {
         let (width, height) = image.dimensions();
-        let mut all = Vec::new();
-        let mut input = Vec::new();
-        for scale in self.scales(width, height) {
-            let (w, h) = scaled_size(width, height, scale);
-            let mut resized = FirImage::new(w as u32, h as u32, PixelType::U8x3);
-            resizer
-                .resize(image, &mut resized, &area_resize())
-                .map_err(|e| inference_error("pyramid resize", e))?;
-            input.resize(3 * w * h, 0.0);
-            normalise_rgb_into(resized.buffer(), &self.mean, &self.std, &mut input);
-            let tensor = Tensor::from_shape(&[1, 3, h, w], &input)
-                .map_err(|e| inference_error("P-Net", e))?;
-            let outputs = self
-                .pnet_plan(w, h)?
-                .run(tvec!(tensor.into()))
-                .map_err(|e| inference_error("P-Net", e))?;
-            let reg = f32_slice(&outputs[0]).map_err(|e| inference_error("P-Net", e))?;
-            let prob = f32_slice(&outputs[1]).map_err(|e| inference_error("P-Net", e))?;
-            let shape = outputs[1].shape();
-            let (oh, ow) = (shape[2], shape[3]);
-            let plane = oh * ow;
-            let mut level = Vec::new();
-            for y in 0..oh {
-                for x in 0..ow {
-                    let i = y * ow + x;
-                    let score = prob[plane + i];
-                    if score < self.params.thresholds[0] {
-                        continue;
-                    }
-                    let (fx, fy) = (x as f32, y as f32);
-                    let b = [
-                        ((STRIDE * fx + 1.0) / scale).floor(),
-                        ((STRIDE * fy + 1.0) / scale).floor(),
-                        ((STRIDE * fx + CELL) / scale).floor(),
-                        ((STRIDE * fy + CELL) / scale).floor(),
-                    ];
-                    let r = [
-                        reg[i],
-                        reg[plane + i],
-                        reg[2 * plane + i],
-                        reg[3 * plane + i],
-                    ];
-                    level.push(Candidate::new(b, score, r));
-                }
-            }
-            all.extend(nms(level, 0.5, Overlap::Union));
-        }
-        let mut boxes = nms(all, 0.7, Overlap::Union);
+        let scales = self.scales(width, height);
+        let pixels: Vec<usize> = scales
+            .iter()
+            .map(|&s| {
+                let (w, h) = scaled_size(width, height, s);
+                w * h
+            })
+            .collect();
+        let levels = self.map_balanced(&pixels, |i, scratch| {
+            self.pnet_level(image, scales[i], scratch)
+        })?;
+        let mut boxes = nms(levels.concat(), 0.7, Overlap::Union);
         for c in &mut boxes {
             // The first-stage regression is relative to the box size without the +1.
             let (w, h) = (c.b[2] - c.b[0], c.b[3] - c.b[1]);
@@ -305,16 +363,74 @@ impl Mtcnn {
         Ok(boxes)
     }
 
+    /// P-Net on one pyramid level: its candidate windows after the per-level NMS.
+    fn pnet_level(
+        &self,
+        image: &RgbImage,
+        scale: f32,
+        scratch: &mut Scratch,
+    ) -> Result<Vec<Candidate>, DetectError> {
+        let (w, h) = scaled_size(image.width(), image.height(), scale);
+        scratch.pixels.resize(3 * w * h, 0);
+        let mut resized =
+            FirImage::from_slice_u8(w as u32, h as u32, &mut scratch.pixels, PixelType::U8x3)
+                .map_err(|e| inference_error("pyramid resize", e))?;
+        scratch
+            .resizer
+            .resize(image, &mut resized, &area_resize())
+            .map_err(|e| inference_error("pyramid resize", e))?;
+        let mut tensor =
+            Tensor::zero::<f32>(&[1, 3, h, w]).map_err(|e| inference_error("P-Net", e))?;
+        normalise_rgb_into(
+            resized.buffer(),
+            &self.mean,
+            &self.std,
+            tensor_f32_mut(&mut tensor, "P-Net")?,
+        );
+        let outputs = self
+            .pnet_plan(w, h)?
+            .run(tvec!(tensor.into()))
+            .map_err(|e| inference_error("P-Net", e))?;
+        let reg = f32_slice(&outputs[0]).map_err(|e| inference_error("P-Net", e))?;
+        let prob = f32_slice(&outputs[1]).map_err(|e| inference_error("P-Net", e))?;
+        let shape = outputs[1].shape();
+        let (oh, ow) = (shape[2], shape[3]);
+        let plane = oh * ow;
+        let mut level = Vec::new();
+        for y in 0..oh {
+            for x in 0..ow {
+                let i = y * ow + x;
+                let score = prob[plane + i];
+                if score < self.params.thresholds[0] {
+                    continue;
+                }
+                let (fx, fy) = (x as f32, y as f32);
+                let b = [
+                    ((STRIDE * fx + 1.0) / scale).floor(),
+                    ((STRIDE * fy + 1.0) / scale).floor(),
+                    ((STRIDE * fx + CELL) / scale).floor(),
+                    ((STRIDE * fy + CELL) / scale).floor(),
+                ];
+                let r = [
+                    reg[i],
+                    reg[plane + i],
+                    reg[2 * plane + i],
+                    reg[3 * plane + i],
+                ];
+                level.push(Candidate::new(b, score, r));
+            }
+        }
+        Ok(nms(level, 0.5, Overlap::Union))
+    }
+
     /// R-Net over 24×24 crops of the P-Net candidates.
     fn stage_rnet(
         &self,
         image: &RgbImage,
-        resizer: &mut Resizer,
         boxes: Vec<Candidate>,
     ) -> Result<Vec<Candidate>, DetectError> {
-        let (boxes, outputs) = self.run_on_crops(image, resizer, boxes, &self.rnet, 24, "R-Net")?;
-        let reg = slice(&outputs[0], "R-Net")?;
-        let prob = slice(&outputs[1], "R-Net")?;
+        let (boxes, outputs) = self.run_on_crops(image, boxes, &self.rnet, 24, "R-Net")?;
+        let (reg, prob) = (&outputs[0], &outputs[1]);
         let kept: Vec<Candidate> = boxes
             .iter()
             .enumerate()
@@ -332,13 +448,10 @@ impl Mtcnn {
     fn stage_onet(
         &self,
         image: &RgbImage,
-        resizer: &mut Resizer,
         boxes: Vec<Candidate>,
     ) -> Result<Vec<Candidate>, DetectError> {
-        let (boxes, outputs) = self.run_on_crops(image, resizer, boxes, &self.onet, 48, "O-Net")?;
-        let reg = slice(&outputs[0], "O-Net")?;
-        let marks = slice(&outputs[1], "O-Net")?;
-        let prob = slice(&outputs[2], "O-Net")?;
+        let (boxes, outputs) = self.run_on_crops(image, boxes, &self.onet, 48, "O-Net")?;
+        let (reg, marks, prob) = (&outputs[0], &outputs[1], &outputs[2]);
         let mut kept = Vec::new();
         for (k, c) in boxes.iter().enumerate() {
             let score = prob[2 * k + 1];
@@ -363,30 +476,77 @@ impl Mtcnn {
     }
 
     /// Crop every box (zero-padded where it leaves the image), resize to `side`², run `plan` on
-    /// the whole batch. Boxes with no area are dropped, so the returned boxes match the rows.
+    /// the batch (in slices on several threads when it is large). Boxes with no area are
+    /// dropped, so the returned boxes match the rows; each output comes back as one flat vector.
     fn run_on_crops(
         &self,
         image: &RgbImage,
-        resizer: &mut Resizer,
         boxes: Vec<Candidate>,
         plan: &Plan,
         side: usize,
         stage: &'static str,
-    ) -> Result<(Vec<Candidate>, TVec<TValue>), DetectError> {
+    ) -> Result<(Vec<Candidate>, Vec<Vec<f32>>), DetectError> {
         let boxes: Vec<Candidate> = boxes
             .into_iter()
             .filter(|c| crop_window(c.b).is_some())
             .collect();
+        if boxes.is_empty() {
+            return Ok((boxes, Vec::new()));
+        }
+        let slices = if boxes.len() >= MIN_SPLIT_BATCH {
+            self.threads().min(boxes.len())
+        } else {
+            1
+        };
+        let per_slice = boxes.len().div_ceil(slices);
+        let chunks: Vec<&[Candidate]> = boxes.chunks(per_slice).collect();
+        let weights: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+        let parts = self.map_balanced(&weights, |i, scratch| {
+            self.run_batch(image, chunks[i], plan, side, stage, scratch)
+        })?;
+        let mut outputs: Vec<Vec<f32>> = Vec::new();
+        for part in parts {
+            if outputs.is_empty() {
+                outputs = part;
+            } else {
+                for (all, more) in outputs.iter_mut().zip(part) {
+                    all.extend(more);
+                }
+            }
+        }
+        Ok((boxes, outputs))
+    }
+
+    /// Crop, resize and normalise `boxes` into one batch and run `plan` on it.
+    fn run_batch(
+        &self,
+        image: &RgbImage,
+        boxes: &[Candidate],
+        plan: &Plan,
+        side: usize,
+        stage: &'static str,
+        scratch: &mut Scratch,
+    ) -> Result<Vec<Vec<f32>>, DetectError> {
         let per = 3 * side * side;
-        let mut batch = vec![0.0f32; per * boxes.len().max(1)];
-        let mut crop = Vec::new();
-        let mut chip = FirImage::new(side as u32, side as u32, PixelType::U8x3);
+        let mut tensor = Tensor::zero::<f32>(&[boxes.len(), 3, side, side])
+            .map_err(|e| inference_error(stage, e))?;
+        let batch = tensor_f32_mut(&mut tensor, stage)?;
+        scratch.chip.resize(per, 0);
         for (k, c) in boxes.iter().enumerate() {
-            let (x0, y0, cw, ch) = crop_window(c.b).expect("filtered above");
-            copy_padded(image, x0, y0, cw, ch, &mut crop);
-            let src = FirImage::from_slice_u8(cw as u32, ch as u32, &mut crop, PixelType::U8x3)
-                .map_err(|e| inference_error(stage, e))?;
-            resizer
+            let (x0, y0, cw, ch) = crop_window(c.b).expect("filtered by the caller");
+            copy_padded(image, x0, y0, cw, ch, &mut scratch.pixels);
+            let src =
+                FirImage::from_slice_u8(cw as u32, ch as u32, &mut scratch.pixels, PixelType::U8x3)
+                    .map_err(|e| inference_error(stage, e))?;
+            let mut chip = FirImage::from_slice_u8(
+                side as u32,
+                side as u32,
+                &mut scratch.chip,
+                PixelType::U8x3,
+            )
+            .map_err(|e| inference_error(stage, e))?;
+            scratch
+                .resizer
                 .resize(&src, &mut chip, &area_resize())
                 .map_err(|e| inference_error(stage, e))?;
             normalise_rgb_into(
@@ -396,16 +556,26 @@ impl Mtcnn {
                 &mut batch[k * per..(k + 1) * per],
             );
         }
-        if boxes.is_empty() {
-            return Ok((boxes, TVec::new()));
-        }
-        let tensor = Tensor::from_shape(&[boxes.len(), 3, side, side], &batch)
-            .map_err(|e| inference_error(stage, e))?;
         let outputs = plan
             .run(tvec!(tensor.into()))
             .map_err(|e| inference_error(stage, e))?;
-        Ok((boxes, outputs))
+        outputs
+            .iter()
+            .map(|o| Ok(slice(o, stage)?.to_vec()))
+            .collect()
     }
+}
+
+/// The f32 contents of a freshly made input tensor, to fill in place.
+fn tensor_f32_mut<'a>(
+    tensor: &'a mut Tensor,
+    stage: &'static str,
+) -> Result<&'a mut [f32], DetectError> {
+    tensor
+        .to_plain_array_view_mut::<f32>()
+        .map_err(|e| inference_error(stage, e))?
+        .into_slice()
+        .ok_or_else(|| inference_error(stage, "input tensor is not contiguous"))
 }
 
 /// P-Net input size for a scale: `int(side · scale + 1)`, as the reference does.
