@@ -44,7 +44,8 @@ fn frame(what: &str, width: u32, height: u32) -> Result<Vec<u8>, Box<dyn Error>>
         let photo = image::open(what)
             .map_err(|e| format!("{what}: {e}"))?
             .to_rgb8();
-        let scale = (width as f32 / photo.width() as f32).min(height as f32 / photo.height() as f32);
+        let scale =
+            (width as f32 / photo.width() as f32).min(height as f32 / photo.height() as f32);
         let (w, h) = (
             ((photo.width() as f32 * scale).round() as u32).clamp(1, width),
             ((photo.height() as f32 * scale).round() as u32).clamp(1, height),
