@@ -291,7 +291,9 @@ impl Terminal<'_> {
                     }
                     Outcome::Unknown => (Signal::Reject, Screen::Unknown),
                 };
-                self.signal(signal, clock);
+                // Now, not the loop's start: analysing the frame took time, and the relay pulse
+                // must last its full length from the decision on.
+                self.signal(signal, started.elapsed());
                 result = Some((screen, frame.timestamp + self.hold));
                 observer.decision(d, &event, latency);
                 report.decisions.push(d.clone());
