@@ -17,5 +17,6 @@ pub mod hw;
 pub mod image_io;
 pub mod models;
 pub mod pipeline;
+pub mod precision;
 pub mod terminal;
 pub mod vision;
