@@ -182,13 +182,19 @@ impl ModelDir {
     }
 
     /// The embedder `name` in `precision`: `<id>-<precision>.toml` beside the fp32 `<id>.toml`.
+    /// A name that states a variant (`mobilefacenet-arcface-int8`, or `...-fp32` for the fp32
+    /// file) is used as named, whatever `precision` says: that is how one measures a variant of
+    /// the embedder alone, with the detector in another precision.
     pub fn embedder_variant(
         &self,
         name: &str,
         precision: Precision,
     ) -> Result<EmbedderManifest, ModelError> {
+        if let Some(fp32) = name.strip_suffix("-fp32") {
+            return self.embedder_manifest(fp32);
+        }
         let base = self.embedder_manifest(name)?;
-        if base.precision == precision {
+        if base.precision == precision || base.variant_of.is_some() {
             return Ok(base);
         }
         let id = base.variant_of.as_deref().unwrap_or(&base.id);

@@ -171,6 +171,8 @@ impl Candidates {
         let mut detectors = Vec::new();
         for p in Precision::ALL {
             match dir.embedder_variant(embedder, p) {
+                // A name that states a variant gives that one for every precision: once.
+                Ok(m) if embedders.iter().any(|e: &EmbedderManifest| e.id == m.id) => {}
                 Ok(m) => embedders.push(m),
                 Err(ModelError::NoVariant { .. }) => {}
                 Err(e) => return Err(e),
