@@ -49,6 +49,7 @@ fn a_gallery_enrolled_with_fp32_refuses_the_int8_embedder() {
             "--precision",
             "f16",
             "enroll",
+            "--largest",
             "--append",
             "--name",
             "obama",
@@ -183,4 +184,30 @@ fn lfw_fp32_vs(
         drift.len()
     );
     Some((base, var, (min, mean)))
+}
+
+/// The goal for a variant: LFW accuracy within 0.2 points of fp32 on the same faces.
+fn within_goal(embedder: &str, precision: Precision) {
+    let Some((base, variant, _)) = lfw_fp32_vs(embedder, precision) else {
+        eprintln!("SKIPPED: ../shared/data is not present on this machine");
+        return;
+    };
+    assert!(
+        variant.0 >= base.0 - 0.002,
+        "{embedder} {precision}: {} vs fp32 {}",
+        variant.0,
+        base.0
+    );
+}
+
+#[test]
+#[ignore = "the int8 variant misses the issue's goal: dlib int8 measured 98.42 % vs fp32 98.92 % (-0.50 points), see docs/accuracy.md"]
+fn int8_dlib_is_within_the_goal_of_fp32_on_lfw() {
+    within_goal("dlib", Precision::Int8);
+}
+
+#[test]
+#[ignore = "the int8 variant misses the issue's goal: MobileFaceNet int8 measured 99.08 % vs fp32 99.42 % (-0.33 points), see docs/accuracy.md"]
+fn int8_mobilefacenet_is_within_the_goal_of_fp32_on_lfw() {
+    within_goal("mobilefacenet", Precision::Int8);
 }
