@@ -94,13 +94,13 @@ fn an_unknown_precision_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("int4"));
 }
 
+/// fp32 (mean, std) accuracy, the variant's, and the cosine of the two embeddings (min, mean).
+type Measured = ((f64, f64), (f64, f64), (f32, f32));
+
 /// LFW folds 1-2 k-fold accuracy (mean, std) of `embedder` in fp32 and in `precision`, on the
 /// same faces (found once by the fp32 detector), and the cosine of the two embeddings of each
 /// face (min, mean).
-fn lfw_fp32_vs(
-    embedder: &str,
-    precision: Precision,
-) -> Option<((f64, f64), (f64, f64), (f32, f32))> {
+fn lfw_fp32_vs(embedder: &str, precision: Precision) -> Option<Measured> {
     let data = common::data_dir()?;
     let root = data.join("dev/lfw_folds_1_2");
     let pairs = read_pairs(&root.join("pairs.txt"), &root).unwrap();
