@@ -18,6 +18,7 @@ pub mod hw;
 pub mod image_io;
 pub mod models;
 pub mod pipeline;
+pub mod precision;
 pub mod snapshots;
 pub mod terminal;
 pub mod vision;

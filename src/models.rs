@@ -11,6 +11,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tract_onnx::prelude::*;
 
+use crate::precision::Precision;
+
 /// A runnable, optimised tract plan.
 pub type Plan = Arc<TypedRunnableModel>;
 
@@ -38,6 +40,16 @@ pub enum ModelError {
         path: PathBuf,
         expected: String,
         actual: String,
+    },
+    #[error(
+        "there is no {precision} variant of {model} in {}: make it with models/convert \
+         (models/quantize.py), or set precision = \"fp32\"",
+        dir.display()
+    )]
+    NoVariant {
+        model: String,
+        precision: Precision,
+        dir: PathBuf,
     },
     #[error("loading model {path}: {message}")]
     Tract { path: PathBuf, message: String },
@@ -69,6 +81,15 @@ pub struct EmbedderManifest {
     /// Default open-set threshold on cosine similarity; the config may override it.
     pub threshold: f32,
     pub source: SourceInfo,
+    /// fp32 unless the file is a variant made by `models/quantize.py`.
+    #[serde(default)]
+    pub precision: Precision,
+    /// The id of the fp32 model a variant was made from.
+    #[serde(default)]
+    pub variant_of: Option<String>,
+    /// LFW dev folds 1-2 k-fold accuracy in percent, measured by `facegate eval pairs`.
+    #[serde(default)]
+    pub lfw_accuracy: Option<f32>,
 }
 
 /// One of the three MTCNN networks inside `models/mtcnn.toml`.
@@ -87,6 +108,12 @@ pub struct DetectorManifest {
     pub pnet: NetFile,
     pub rnet: NetFile,
     pub onet: NetFile,
+    #[serde(default)]
+    pub precision: Precision,
+    /// LFW dev folds 1-2 k-fold accuracy in percent of the whole pipeline with this detector and
+    /// the fp32 default embedder, measured by `facegate eval pairs`.
+    #[serde(default)]
+    pub lfw_accuracy: Option<f32>,
 }
 
 /// The folder holding the ONNX files and their manifests.
@@ -134,6 +161,57 @@ impl ModelDir {
 
     pub fn detector_manifest(&self) -> Result<DetectorManifest, ModelError> {
         read_manifest(&self.root.join("mtcnn.toml"))
+    }
+
+    /// The detector in `precision` (`mtcnn.toml`, `mtcnn-int8.toml`, ...).
+    pub fn detector_variant(&self, precision: Precision) -> Result<DetectorManifest, ModelError> {
+        if precision == Precision::Fp32 {
+            return self.detector_manifest();
+        }
+        let path = self.root.join(format!("mtcnn-{precision}.toml"));
+        if !path.is_file() {
+            return Err(ModelError::NoVariant {
+                model: "the MTCNN detector".into(),
+                precision,
+                dir: self.root.clone(),
+            });
+        }
+        let manifest: DetectorManifest = read_manifest(&path)?;
+        check_precision(&path, manifest.precision, precision)?;
+        Ok(manifest)
+    }
+
+    /// The embedder `name` in `precision`: `<id>-<precision>.toml` beside the fp32 `<id>.toml`.
+    /// A name that states a variant (`mobilefacenet-arcface-int8`, or `...-fp32` for the fp32
+    /// file) is used as named, whatever `precision` says: that is how one measures a variant of
+    /// the embedder alone, with the detector in another precision.
+    pub fn embedder_variant(
+        &self,
+        name: &str,
+        precision: Precision,
+    ) -> Result<EmbedderManifest, ModelError> {
+        if let Some(fp32) = name.strip_suffix("-fp32") {
+            return self.embedder_manifest(fp32);
+        }
+        let base = self.embedder_manifest(name)?;
+        if base.precision == precision || base.variant_of.is_some() {
+            return Ok(base);
+        }
+        let id = base.variant_of.as_deref().unwrap_or(&base.id);
+        let path = self.root.join(format!("{id}-{precision}.toml"));
+        if precision == Precision::Fp32 {
+            return self.embedder_manifest(id);
+        }
+        if !path.is_file() {
+            return Err(ModelError::NoVariant {
+                model: id.to_string(),
+                precision,
+                dir: self.root.clone(),
+            });
+        }
+        let manifest = self.embedder_manifest(&format!("{id}-{precision}"))?;
+        check_precision(&path, manifest.precision, precision)?;
+        Ok(manifest)
     }
 
     /// The manifest of the embedder called `name` (its id, e.g. `mobilefacenet-arcface`, or the
@@ -207,6 +285,16 @@ impl ModelDir {
                 message: format!("{e:#}"),
             })
     }
+}
+
+fn check_precision(path: &Path, found: Precision, wanted: Precision) -> Result<(), ModelError> {
+    if found == wanted {
+        return Ok(());
+    }
+    Err(ModelError::Manifest {
+        path: path.to_path_buf(),
+        message: format!("precision is {found}, the file name says {wanted}"),
+    })
 }
 
 fn read_manifest<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ModelError> {

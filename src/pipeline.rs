@@ -6,7 +6,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::gallery::{EmbedderId, GalleryError};
-use crate::models::{EmbedderManifest, ModelDir};
+use crate::models::{DetectorManifest, EmbedderManifest, ModelDir};
 use crate::vision::align::align_face;
 use crate::vision::detect::{DetectError, DetectTimes, Detection, DetectorParams, Mtcnn};
 use crate::vision::embed::{EmbedError, Embedder};
@@ -82,6 +82,21 @@ impl Pipeline {
         Ok(Self {
             detector: Mtcnn::load(dir, detector)?,
             embedder: Embedder::load(dir, embedder)?,
+            low_light,
+        })
+    }
+
+    /// Load the detector and embedder these manifests name (e.g. int8 or f16 variants).
+    pub fn load_variants(
+        dir: &ModelDir,
+        embedder: EmbedderManifest,
+        detector_manifest: &DetectorManifest,
+        detector: DetectorParams,
+        low_light: LowLightParams,
+    ) -> Result<Self, PipelineError> {
+        Ok(Self {
+            detector: Mtcnn::from_manifest(dir, detector_manifest, detector)?,
+            embedder: Embedder::from_manifest(dir, embedder)?,
             low_light,
         })
     }

@@ -121,12 +121,23 @@ fn a_good_setup_passes_every_check() {
     assert!(gallery.contains("2 people, 2 templates"), "{gallery}");
     let backup = find(&checks, "gallery backup")["detail"].as_str().unwrap();
     assert!(backup.contains("1 people"), "{backup}");
-    // Every model file named by a manifest was checked: 3 MTCNN stages and 2 embedders.
+    // Every model file named by a manifest was checked: each ONNX file shipped in models/
+    // (the MTCNN stages and embedders, in every precision variant).
     let models = checks
         .iter()
         .filter(|c| c["check"].as_str().unwrap().starts_with("model "))
         .count();
-    assert_eq!(models, 5, "{checks:#?}");
+    let shipped = std::fs::read_dir(common::models_dir())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "onnx")
+        })
+        .count();
+    assert_eq!(models, shipped, "{checks:#?}");
     for name in ["camera", "gpio", "display", "log", "disk", "config"] {
         find(&checks, name);
     }

@@ -22,6 +22,7 @@ use facegate::hw::display::{DisplayKind, FramebufferDisplay};
 use facegate::hw::indicator::LineParams;
 use facegate::models::ModelDir;
 use facegate::pipeline::gallery_id;
+use facegate::precision::Precision;
 
 use super::Args;
 
@@ -177,8 +178,32 @@ fn check_models(config: &Config, checks: &mut Vec<Check>) -> Option<ModelDir> {
         (detector.rnet, true),
         (detector.onet, true),
     ];
+    // The precision variants shipped beside the fp32 models; with `auto` any of them may be
+    // picked, so all count as in use.
+    let wanted = config.precision.fixed();
+    for p in [Precision::Int8, Precision::F16] {
+        if let Ok(v) = dir.detector_variant(p) {
+            let used = wanted.is_none_or(|w| w == p);
+            files.extend([(v.pnet, used), (v.rnet, used), (v.onet, used)]);
+        }
+    }
     let configured = match dir.embedder_manifest(&config.embedder) {
-        Ok(m) => Some(m.id),
+        Ok(m) => Some(match wanted {
+            Some(p) => vec![dir
+                .embedder_variant(&config.embedder, p)
+                .map_or(m.id.clone(), |v| v.id)],
+            None => {
+                let family = m.variant_of.clone().unwrap_or(m.id.clone());
+                dir.embedder_ids()
+                    .into_iter()
+                    .filter(|id| {
+                        dir.embedder_manifest(id).is_ok_and(|v| {
+                            v.id == family || v.variant_of.as_deref() == Some(family.as_str())
+                        })
+                    })
+                    .collect()
+            }
+        }),
         Err(e) => {
             checks.push(fail(
                 "embedder",
@@ -195,7 +220,7 @@ fn check_models(config: &Config, checks: &mut Vec<Check>) -> Option<ModelDir> {
                     file: m.file,
                     sha256: m.sha256,
                 },
-                configured.as_deref() == Some(id.as_str()),
+                configured.as_ref().is_some_and(|c| c.contains(&id)),
             )),
             Err(e) => checks.push(fail("models", e.to_string(), reinstall)),
         }

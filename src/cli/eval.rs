@@ -306,7 +306,7 @@ impl Runner {
         // Which face is found and how it is aligned changes the embedding: key on the settings.
         let settings = format!(
             "{:?}|{:?}|{:?}",
-            ctx.models.detector_manifest()?,
+            ctx.variants()?.1,
             ctx.config.detector,
             ctx.config.low_light
         );

@@ -63,7 +63,7 @@ pub enum GalleryError {
     #[error(
         "gallery {} was enrolled with embedder {found}, but the configured embedder is \
          {expected}: re-enroll everyone with the configured embedder (after moving the old \
-         gallery aside), or configure the embedder the gallery was made with",
+         gallery aside), or configure the embedder and precision the gallery was made with",
         path.display()
     )]
     ForeignEmbedder {

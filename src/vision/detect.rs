@@ -163,7 +163,15 @@ pub struct Mtcnn {
 
 impl Mtcnn {
     pub fn load(dir: &ModelDir, params: DetectorParams) -> Result<Self, DetectError> {
-        let manifest: DetectorManifest = dir.detector_manifest()?;
+        Self::from_manifest(dir, &dir.detector_manifest()?, params)
+    }
+
+    /// Load the three nets `manifest` names (e.g. a precision variant).
+    pub fn from_manifest(
+        dir: &ModelDir,
+        manifest: &DetectorManifest,
+        params: DetectorParams,
+    ) -> Result<Self, DetectError> {
         let pnet_model = dir.load_verified(&manifest.pnet.file, &manifest.pnet.sha256)?;
         let batch_plan = |file: &str, sha: &str, side: usize| -> Result<Plan, ModelError> {
             let model = dir.load_verified(file, sha)?;

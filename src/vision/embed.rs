@@ -26,7 +26,11 @@ pub struct Embedder {
 impl Embedder {
     /// Load `name` (an id or alias, see [`ModelDir::embedder_manifest`]) and optimise it once.
     pub fn load(dir: &ModelDir, name: &str) -> Result<Self, EmbedError> {
-        let manifest = dir.embedder_manifest(name)?;
+        Self::from_manifest(dir, dir.embedder_manifest(name)?)
+    }
+
+    /// Load the model `manifest` describes (e.g. a precision variant) and optimise it once.
+    pub fn from_manifest(dir: &ModelDir, manifest: EmbedderManifest) -> Result<Self, EmbedError> {
         let model = dir.load_verified(&manifest.file, &manifest.sha256)?;
         let [_, c, h, w] = manifest.input_shape;
         let shape = [1.to_dim(), c.to_dim(), h.to_dim(), w.to_dim()];

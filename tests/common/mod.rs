@@ -113,6 +113,7 @@ pub fn facegate() -> Command {
     cmd.env("FACEGATE_MODELS", models_dir())
         .env_remove("FACEGATE_GALLERY")
         .env_remove("FACEGATE_CONFIG")
-        .env_remove("FACEGATE_EMBEDDER");
+        .env_remove("FACEGATE_EMBEDDER")
+        .env_remove("FACEGATE_PRECISION");
     cmd
 }
