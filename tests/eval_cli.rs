@@ -39,27 +39,33 @@ fn rate(v: &Value) -> f64 {
     r
 }
 
+/// A two-fold pairs file in `tmp` with the first `per_fold` × 2 genuine and impostor pairs of
+/// the disjoint LFW list (140 genuine lines, then 140 impostor lines); returns the image root
+/// and the file.
+fn lfw_subset(data: &Path, tmp: &Path, per_fold: usize) -> (PathBuf, PathBuf) {
+    let root = data.join("dev/lfw_disjoint");
+    let text = std::fs::read_to_string(root.join("dev_pairs.txt")).unwrap();
+    let lines: Vec<&str> = text.lines().skip(1).collect();
+    let (genuine, impostor) = (&lines[..140], &lines[140..]);
+    let mut subset = format!("2\t{per_fold}\n");
+    for fold in 0..2 {
+        let part = fold * per_fold..(fold + 1) * per_fold;
+        for l in genuine[part.clone()].iter().chain(&impostor[part]) {
+            subset += l;
+            subset.push('\n');
+        }
+    }
+    let pairs = tmp.join("pairs.txt");
+    std::fs::write(&pairs, subset).unwrap();
+    (root, pairs)
+}
+
 #[test]
 fn pairs_report_roc_plot_and_cache() {
     let data = data_or_skip!();
     let tmp = tempfile::tempdir().unwrap();
     // The first 50 genuine and 50 impostor pairs of the disjoint LFW list, as two folds of 25.
-    let root = data.join("dev/lfw_disjoint");
-    let text = std::fs::read_to_string(root.join("dev_pairs.txt")).unwrap();
-    let lines: Vec<&str> = text.lines().skip(1).collect();
-    let (genuine, impostor) = (&lines[..140], &lines[140..]);
-    let mut subset = String::from("2\t25\n");
-    for fold in 0..2 {
-        for l in genuine[fold * 25..(fold + 1) * 25]
-            .iter()
-            .chain(&impostor[fold * 25..(fold + 1) * 25])
-        {
-            subset += l;
-            subset.push('\n');
-        }
-    }
-    let pairs = tmp.path().join("pairs.txt");
-    std::fs::write(&pairs, subset).unwrap();
+    let (root, pairs) = lfw_subset(&data, tmp.path(), 25);
     let plot = tmp.path().join("roc.png");
     let args = [
         "pairs",
@@ -254,22 +260,7 @@ fn two_embedders_compared_in_one_run() {
     let data = data_or_skip!();
     let tmp = tempfile::tempdir().unwrap();
     // 10 genuine and 10 impostor pairs per fold, two folds, of the disjoint LFW list.
-    let root = data.join("dev/lfw_disjoint");
-    let text = std::fs::read_to_string(root.join("dev_pairs.txt")).unwrap();
-    let lines: Vec<&str> = text.lines().skip(1).collect();
-    let (genuine, impostor) = (&lines[..140], &lines[140..]);
-    let mut subset = String::from("2\t10\n");
-    for fold in 0..2 {
-        for l in genuine[fold * 10..(fold + 1) * 10]
-            .iter()
-            .chain(&impostor[fold * 10..(fold + 1) * 10])
-        {
-            subset += l;
-            subset.push('\n');
-        }
-    }
-    let pairs = tmp.path().join("pairs.txt");
-    std::fs::write(&pairs, subset).unwrap();
+    let (root, pairs) = lfw_subset(&data, tmp.path(), 10);
     let plot = tmp.path().join("roc.png");
     let out = common::facegate()
         .env("HOME", tmp.path())
