@@ -243,57 +243,20 @@ pub fn choose(
     mut time_detector: impl FnMut(&DetectorManifest) -> Result<Duration, String>,
 ) -> Result<AutoChoice, PrecisionError> {
     let mut timings = Vec::new();
-    let fp32_acc = candidates
-        .embedders
-        .iter()
-        .find(|m| m.precision == Precision::Fp32)
-        .and_then(|m| m.lfw_accuracy);
-    for m in &candidates.embedders {
-        let ok = eligible(m.precision, m.lfw_accuracy, fp32_acc);
-        // An ineligible variant is not timed: f16 emulated on x86 takes seconds to load and run.
-        let ms = if ok {
-            let d = time_embedder(m).map_err(|message| PrecisionError::Timing {
-                model: m.id.clone(),
-                precision: m.precision,
-                message,
-            })?;
-            d.as_secs_f64() * 1e3
-        } else {
-            f64::NAN
-        };
-        timings.push(Timing {
-            model: m.id.clone(),
-            precision: m.precision,
-            ms,
-            lfw_accuracy: m.lfw_accuracy,
-            eligible: ok,
-        });
-    }
-    let fp32_acc = candidates
-        .detectors
-        .iter()
-        .find(|m| m.precision == Precision::Fp32)
-        .and_then(|m| m.lfw_accuracy);
-    for m in &candidates.detectors {
-        let ok = eligible(m.precision, m.lfw_accuracy, fp32_acc);
-        let ms = if ok {
-            let d = time_detector(m).map_err(|message| PrecisionError::Timing {
-                model: m.id.clone(),
-                precision: m.precision,
-                message,
-            })?;
-            d.as_secs_f64() * 1e3
-        } else {
-            f64::NAN
-        };
-        timings.push(Timing {
-            model: m.id.clone(),
-            precision: m.precision,
-            ms,
-            lfw_accuracy: m.lfw_accuracy,
-            eligible: ok,
-        });
-    }
+    let embedder = |m: &EmbedderManifest| (m.id.clone(), m.precision, m.lfw_accuracy);
+    let detector = |m: &DetectorManifest| (m.id.clone(), m.precision, m.lfw_accuracy);
+    time_variants(
+        &candidates.embedders,
+        embedder,
+        &mut time_embedder,
+        &mut timings,
+    )?;
+    time_variants(
+        &candidates.detectors,
+        detector,
+        &mut time_detector,
+        &mut timings,
+    )?;
     let fastest = |ids: Vec<&str>| {
         timings
             .iter()
@@ -318,6 +281,44 @@ pub fn choose(
         source,
     })?;
     Ok(choice)
+}
+
+/// Time each variant of one model that is eligible against its fp32 accuracy; `describe` gives
+/// a variant's id, precision and measured LFW accuracy.
+fn time_variants<M>(
+    variants: &[M],
+    describe: impl Fn(&M) -> (String, Precision, Option<f32>),
+    time: &mut impl FnMut(&M) -> Result<Duration, String>,
+    timings: &mut Vec<Timing>,
+) -> Result<(), PrecisionError> {
+    let fp32_acc = variants
+        .iter()
+        .map(&describe)
+        .find(|(_, p, _)| *p == Precision::Fp32)
+        .and_then(|(_, _, acc)| acc);
+    for m in variants {
+        let (model, precision, lfw_accuracy) = describe(m);
+        let ok = eligible(precision, lfw_accuracy, fp32_acc);
+        // An ineligible variant is not timed: f16 emulated on x86 takes seconds to load and run.
+        let ms = if ok {
+            let d = time(m).map_err(|message| PrecisionError::Timing {
+                model: model.clone(),
+                precision,
+                message,
+            })?;
+            d.as_secs_f64() * 1e3
+        } else {
+            f64::NAN
+        };
+        timings.push(Timing {
+            model,
+            precision,
+            ms,
+            lfw_accuracy,
+            eligible: ok,
+        });
+    }
+    Ok(())
 }
 
 /// Median of `runs` calls of `f`, after one untimed warm-up call.
