@@ -30,7 +30,7 @@ fn main() -> TractResult<()> {
         f32::datum_type(),
         shape.iter().copied().collect::<TVec<_>>(),
     );
-    let model = tract_onnx::onnx()
+    let model = facegate::onnx_ops::onnx()
         .model_for_path(&path)?
         .with_input_fact(0, fact)?;
     let typed = model.into_typed()?.into_decluttered()?;

@@ -17,6 +17,7 @@ pub mod guided_enrol;
 pub mod hw;
 pub mod image_io;
 pub mod models;
+pub mod onnx_ops;
 pub mod pipeline;
 pub mod precision;
 pub mod snapshots;

@@ -278,7 +278,7 @@ impl ModelDir {
     pub fn load_verified(&self, file: &str, sha256: &str) -> Result<InferenceModel, ModelError> {
         let path = self.root.join(file);
         let bytes = self.read_verified(file, sha256)?;
-        tract_onnx::onnx()
+        crate::onnx_ops::onnx()
             .model_for_read(&mut bytes.as_slice())
             .map_err(|e| ModelError::Tract {
                 path,

@@ -1,0 +1,358 @@
+//! Two ONNX operators that facegate evaluates with its own single-pass kernels inside tract.
+//!
+//! Measured with `examples/profile_ops.rs` (tract-onnx 0.23.9, x86-64, one thread):
+//! - **PRelu**: tract-onnx expands it into three whole-tensor ops (`x · slope`, `0 > x`, a select),
+//!   each writing a new tensor. In MobileFaceNet those three took 60 % of the network's time
+//!   (20 of 33 ms), more than every convolution together.
+//! - **Softmax over a non-last axis** (MTCNN's face/not-face over channel 1 of `[1, 2, h, w]`):
+//!   tract walks it position by position through ndarray views. It took 15 of the 34 ms of the
+//!   largest P-Net pyramid level.
+//!
+//! Both replacements compute exactly what the ONNX operator defines. PRelu gives the same bits as
+//! tract's expansion; Softmax uses the standard-library `exp`, so its outputs may differ from
+//! tract's vectorised approximation in the last bits. Anything outside the shapes handled here
+//! (a slope that is not a constant, a slope over several axes, a non-f32 tensor) falls back to
+//! tract's own operators.
+
+use std::sync::Arc;
+
+use tract_onnx::model::ParsingContext;
+use tract_onnx::pb::NodeProto;
+use tract_onnx::tract_hir::internal::*;
+use tract_onnx::tract_hir::tract_core::ops::binary::TypedBinOp;
+use tract_onnx::tract_hir::tract_core::ops::logic::{comp_gt, Iff};
+use tract_onnx::Onnx;
+
+/// tract's ONNX front end with facegate's PRelu and Softmax kernels registered.
+pub fn onnx() -> Onnx {
+    let mut onnx = tract_onnx::onnx();
+    onnx.op_register.insert("PRelu", prelu_builder);
+    onnx.op_register.insert("Softmax", softmax_builder);
+    onnx
+}
+
+type Built = TractResult<(Box<dyn InferenceOp>, Vec<String>)>;
+
+fn prelu_builder(_ctx: &ParsingContext, _node: &NodeProto) -> Built {
+    Ok((expand(PreluExpansion), vec![]))
+}
+
+fn softmax_builder(ctx: &ParsingContext, node: &NodeProto) -> Built {
+    let axis: Option<isize> = node.get_attr_opt("axis")?;
+    if ctx.onnx_operator_set_version < 13 {
+        // Before opset 13 Softmax flattens to 2-D first: tract's operator, as tract-onnx builds it.
+        let op = tract_onnx::tract_hir::ops::nn::LayerSoftmax::new(axis.unwrap_or(1), true);
+        return Ok((expand(op), vec![]));
+    }
+    let axis = axis.unwrap_or(-1);
+    Ok((expand(SoftmaxExpansion { axis }), vec![]))
+}
+
+/// ONNX PRelu as parsed: picks facegate's kernel when the slope is a constant along one axis.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+struct PreluExpansion;
+
+impl Expansion for PreluExpansion {
+    fn name(&self) -> StaticName {
+        "PRelu".into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        check_input_arity(inputs, 2)?;
+        check_output_arity(outputs, 1)?;
+        s.equals(&inputs[0].datum_type, &outputs[0].datum_type)?;
+        s.equals(&inputs[0].shape, &outputs[0].shape)?;
+        Ok(())
+    }
+
+    fn wire(
+        &self,
+        name: &str,
+        model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        let (x, slope) = (inputs[0], inputs[1]);
+        let x_fact = model.outlet_fact(x)?.clone();
+        let slope_value = model.outlet_fact(slope)?.konst.clone();
+        if x_fact.datum_type == f32::datum_type() {
+            if let Some(slope_value) = slope_value {
+                if let Some(axis) = slope_axis(&x_fact.shape, slope_value.shape()) {
+                    let slope = slope_value.cast_to::<f32>()?.into_owned();
+                    let slope = slope.clone().into_shape(&[slope.len()])?;
+                    let op = ChannelPrelu {
+                        axis,
+                        slope: Arc::new(slope),
+                    };
+                    return model.wire_node(name, op, &[x]);
+                }
+            }
+        }
+        // Anything else: the expansion tract-onnx itself uses.
+        let rank = x_fact.rank();
+        let mut slope = slope;
+        while model.outlet_fact(slope)?.rank() < rank {
+            let r = model.outlet_fact(slope)?.rank();
+            slope = model.wire_node(format!("{name}.add-axis-{r}"), AxisOp::Add(0), &[slope])?[0];
+        }
+        let zero = tensor0(0.0f32)
+            .cast_to_dt(x_fact.datum_type)?
+            .into_owned()
+            .broadcast_into_rank(rank)?;
+        let product = model.wire_node(
+            format!("{name}.mul"),
+            tract_onnx::tract_hir::ops::math::mul(),
+            &[x, slope],
+        )?[0];
+        let zero = model.add_const(format!("{name}.zero"), zero)?;
+        let negative = model.wire_node(
+            format!("{name}.test"),
+            TypedBinOp(comp_gt(), None),
+            &[zero, x],
+        )?[0];
+        model.wire_node(format!("{name}.iff"), Iff, &[negative, product, x])
+    }
+}
+
+/// Where a PRelu slope of shape `slope` varies over an input of shape `x` (numpy broadcasting):
+/// `Some(None)` for one slope for everything, `Some(Some(axis))` for one slope per index of
+/// `axis`, `None` when it varies over several axes or the sizes do not line up.
+fn slope_axis(x: &ShapeFact, slope: &[usize]) -> Option<Option<usize>> {
+    if slope.len() > x.rank() {
+        return None;
+    }
+    let offset = x.rank() - slope.len();
+    let mut varying = slope
+        .iter()
+        .enumerate()
+        .filter(|(_, &d)| d != 1)
+        .map(|(i, &d)| (i + offset, d));
+    match (varying.next(), varying.next()) {
+        (None, _) => Some(None),
+        (Some((axis, d)), None) => (x[axis].to_usize().ok()? == d).then_some(Some(axis)),
+        _ => None,
+    }
+}
+
+/// `x < 0 ? slope[c] · x : x` where `c` is the index along `axis`, in place, in one pass.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+pub struct ChannelPrelu {
+    /// The axis the slope runs along; `None` for a single slope.
+    axis: Option<usize>,
+    slope: Arc<Tensor>,
+}
+
+impl Op for ChannelPrelu {
+    fn name(&self) -> StaticName {
+        "facegate.ChannelPrelu".into()
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for ChannelPrelu {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        // The plan has already released its own copy when this node is the last reader, so this
+        // takes the buffer without copying it.
+        let mut x = input.into_tensor();
+        let shape = x.shape().to_vec();
+        let slope = self.slope.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
+        let mut view = x.try_as_plain_ram_mut()?;
+        let data = view.as_slice_mut::<f32>()?;
+        match self.axis {
+            None => leaky(data, slope[0]),
+            Some(axis) => {
+                let inner: usize = shape[axis + 1..].iter().product();
+                if inner > 0 {
+                    for (i, run) in data.chunks_mut(inner).enumerate() {
+                        leaky(run, slope[i % slope.len()]);
+                    }
+                }
+            }
+        }
+        Ok(tvec!(x.into_tvalue()))
+    }
+}
+
+/// The same select tract's expansion makes (`0 > x`), so -0.0 and NaN pass through unchanged.
+#[inline]
+fn leaky(run: &mut [f32], slope: f32) {
+    for v in run {
+        *v = if 0.0 > *v { *v * slope } else { *v };
+    }
+}
+
+impl TypedOp for ChannelPrelu {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        Ok(tvec!(inputs[0].datum_type.fact(inputs[0].shape.clone())))
+    }
+
+    as_op!();
+}
+
+/// ONNX Softmax (opset 13: normalised along one axis), facegate's kernel for f32.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+struct SoftmaxExpansion {
+    axis: isize,
+}
+
+impl Expansion for SoftmaxExpansion {
+    fn name(&self) -> StaticName {
+        "Softmax".into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        check_input_arity(inputs, 1)?;
+        check_output_arity(outputs, 1)?;
+        s.equals(&inputs[0].datum_type, &outputs[0].datum_type)?;
+        s.equals(&inputs[0].shape, &outputs[0].shape)?;
+        Ok(())
+    }
+
+    fn wire(
+        &self,
+        name: &str,
+        model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        let fact = model.outlet_fact(inputs[0])?.clone();
+        if fact.datum_type != f32::datum_type() {
+            return tract_onnx::tract_hir::ops::nn::Softmax::new(self.axis)
+                .wire(name, model, inputs);
+        }
+        let rank = fact.rank() as isize;
+        let axis = if self.axis < 0 {
+            self.axis + rank
+        } else {
+            self.axis
+        };
+        ensure!(
+            (0..rank).contains(&axis),
+            "Softmax axis {} out of rank {rank}",
+            self.axis
+        );
+        model.wire_node(
+            name,
+            AxisSoftmax {
+                axis: axis as usize,
+            },
+            inputs,
+        )
+    }
+}
+
+/// Softmax of an f32 tensor along `axis`, in place, vectorised over the positions after it.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+pub struct AxisSoftmax {
+    axis: usize,
+}
+
+impl Op for AxisSoftmax {
+    fn name(&self) -> StaticName {
+        "facegate.AxisSoftmax".into()
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for AxisSoftmax {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let mut x = args_1!(inputs).into_tensor();
+        let shape = x.shape().to_vec();
+        let classes = shape[self.axis];
+        let inner: usize = shape[self.axis + 1..].iter().product();
+        let mut view = x.try_as_plain_ram_mut()?;
+        let data = view.as_slice_mut::<f32>()?;
+        if classes > 0 && inner > 0 {
+            let mut max = vec![0f32; inner];
+            let mut sum = vec![0f32; inner];
+            for block in data.chunks_mut(classes * inner) {
+                softmax_block(block, inner, &mut max, &mut sum);
+            }
+        }
+        Ok(tvec!(x.into_tvalue()))
+    }
+}
+
+/// One `[classes, inner]` block: softmax over the classes at every inner position.
+fn softmax_block(block: &mut [f32], inner: usize, max: &mut [f32], sum: &mut [f32]) {
+    max.copy_from_slice(&block[..inner]);
+    for row in block.chunks_exact(inner).skip(1) {
+        for (m, &v) in max.iter_mut().zip(row) {
+            *m = m.max(v);
+        }
+    }
+    sum.fill(0.0);
+    for row in block.chunks_exact_mut(inner) {
+        for ((v, &m), s) in row.iter_mut().zip(max.iter()).zip(sum.iter_mut()) {
+            *v = (*v - m).exp();
+            *s += *v;
+        }
+    }
+    for row in block.chunks_exact_mut(inner) {
+        for (v, &s) in row.iter_mut().zip(sum.iter()) {
+            *v /= s;
+        }
+    }
+}
+
+impl TypedOp for AxisSoftmax {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        Ok(tvec!(inputs[0].datum_type.fact(inputs[0].shape.clone())))
+    }
+
+    as_op!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_over_channels_at_every_position() {
+        // [classes = 2, inner = 3]: each column sums to one, and equal logits give 1/2.
+        let mut block = [1.0, 0.0, 5.0, 1.0, 2.0, -5.0];
+        let (mut max, mut sum) = ([0.0; 3], [0.0; 3]);
+        softmax_block(&mut block, 3, &mut max, &mut sum);
+        assert_eq!(block[0], 0.5);
+        assert_eq!(block[3], 0.5);
+        let e2 = 1.0 / (1.0 + 2f32.exp());
+        assert!((block[1] - e2).abs() < 1e-7, "{}", block[1]);
+        assert!((block[1] + block[4] - 1.0).abs() < 1e-7);
+        assert!(block[2] > 0.9999 && block[5] < 1e-4);
+    }
+
+    #[test]
+    fn slope_runs_along_the_axis_it_is_not_one_on() {
+        let nchw = ShapeFact::from_dims([1usize, 10, 7, 9].map(|d| d.to_dim()));
+        assert_eq!(slope_axis(&nchw, &[10, 1, 1]), Some(Some(1)));
+        assert_eq!(slope_axis(&nchw, &[1]), Some(None));
+        assert_eq!(slope_axis(&nchw, &[9]), Some(Some(3)));
+        assert_eq!(slope_axis(&nchw, &[10, 7, 1]), None);
+        assert_eq!(slope_axis(&nchw, &[11, 1, 1]), None);
+        let nc = ShapeFact::from_dims([1usize, 128].map(|d| d.to_dim()));
+        assert_eq!(slope_axis(&nc, &[128]), Some(Some(1)));
+    }
+
+    #[test]
+    fn leaky_keeps_the_sign_of_zero_and_scales_negatives() {
+        let mut run = [-2.0, -0.0, 0.0, 3.0];
+        leaky(&mut run, 0.25);
+        assert_eq!(run, [-0.5, -0.0, 0.0, 3.0]);
+        assert!(run[1].is_sign_negative());
+    }
+}
