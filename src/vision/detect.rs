@@ -122,8 +122,12 @@ impl Scratch {
     }
 }
 
-/// Below this many crops an R-Net/O-Net batch is not worth splitting across threads.
-const MIN_SPLIT_BATCH: usize = 16;
+/// The most crops R-Net and O-Net take in one run. tract's time per crop grows once a batch's
+/// im2col buffers leave the cache: on x86-64 (examples/profile_ops.rs and a batch sweep),
+/// R-Net costs 0.092 ms a crop up to 32 crops and 0.12 ms from 64, O-Net 0.56 ms up to 8 and
+/// 0.65–0.78 ms from 32. Larger sets run as several batches (on several threads if allowed).
+const RNET_BATCH: usize = 32;
+const ONET_BATCH: usize = 8;
 
 /// A candidate box through the cascade.
 #[derive(Debug, Clone, Copy)]
@@ -437,7 +441,8 @@ impl Mtcnn {
         image: &RgbImage,
         boxes: Vec<Candidate>,
     ) -> Result<Vec<Candidate>, DetectError> {
-        let (boxes, outputs) = self.run_on_crops(image, boxes, &self.rnet, 24, "R-Net")?;
+        let (boxes, outputs) =
+            self.run_on_crops(image, boxes, (&self.rnet, RNET_BATCH), 24, "R-Net")?;
         let (reg, prob) = (&outputs[0], &outputs[1]);
         let kept: Vec<Candidate> = boxes
             .iter()
@@ -458,7 +463,8 @@ impl Mtcnn {
         image: &RgbImage,
         boxes: Vec<Candidate>,
     ) -> Result<Vec<Candidate>, DetectError> {
-        let (boxes, outputs) = self.run_on_crops(image, boxes, &self.onet, 48, "O-Net")?;
+        let (boxes, outputs) =
+            self.run_on_crops(image, boxes, (&self.onet, ONET_BATCH), 48, "O-Net")?;
         let (reg, marks, prob) = (&outputs[0], &outputs[1], &outputs[2]);
         let mut kept = Vec::new();
         for (k, c) in boxes.iter().enumerate() {
@@ -484,13 +490,14 @@ impl Mtcnn {
     }
 
     /// Crop every box (zero-padded where it leaves the image), resize to `side`², run `plan` on
-    /// the batch (in slices on several threads when it is large). Boxes with no area are
-    /// dropped, so the returned boxes match the rows; each output comes back as one flat vector.
+    /// the crops in batches of at most `max_batch`, of even sizes, spread over the threads.
+    /// Boxes with no area are dropped, so the returned boxes match the rows; each output comes
+    /// back as one flat vector.
     fn run_on_crops(
         &self,
         image: &RgbImage,
         boxes: Vec<Candidate>,
-        plan: &Plan,
+        (plan, max_batch): (&Plan, usize),
         side: usize,
         stage: &'static str,
     ) -> Result<(Vec<Candidate>, Vec<Vec<f32>>), DetectError> {
@@ -501,12 +508,12 @@ impl Mtcnn {
         if boxes.is_empty() {
             return Ok((boxes, Vec::new()));
         }
-        let slices = if boxes.len() >= MIN_SPLIT_BATCH {
-            self.threads().min(boxes.len())
-        } else {
-            1
-        };
-        let per_slice = boxes.len().div_ceil(slices);
+        let batches = boxes
+            .len()
+            .div_ceil(max_batch)
+            .next_multiple_of(self.threads())
+            .min(boxes.len());
+        let per_slice = boxes.len().div_ceil(batches);
         let chunks: Vec<&[Candidate]> = boxes.chunks(per_slice).collect();
         let weights: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
         let parts = self.map_balanced(&weights, |i, scratch| {
