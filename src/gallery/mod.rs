@@ -193,7 +193,9 @@ impl Template {
     }
 }
 
-/// Eight independent sums so the compiler can keep them in SIMD lanes.
+/// Eight independent sums so the compiler can keep them in SIMD lanes. Compiled once more for
+/// AVX2 and SSE4.1 and picked at run time (no FMA, so every build gives the same bits).
+#[multiversion::multiversion(targets("x86_64+avx2", "x86_64+sse4.1"))]
 fn dot_i8_f32(q: &[i8], x: &[f32]) -> f32 {
     const LANES: usize = 8;
     let (qc, xc) = (q.chunks_exact(LANES), x.chunks_exact(LANES));
