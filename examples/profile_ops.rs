@@ -1,6 +1,9 @@
 //! Where tract spends its time inside one model, op by op, and how much arithmetic the model is:
 //!
-//!   cargo run --release --example profile_ops -- models/mobilefacenet.onnx 1x3x112x112 [RUNS]
+//!   cargo run --release --example profile_ops -- models/mobilefacenet.onnx 1x3x112x112 [RUNS] [--tract-only]
+//!
+//! The model is loaded as facegate loads it (with the kernels of `facegate::onnx_ops`);
+//! `--tract-only` loads it with tract-onnx's own operators instead, for the comparison.
 //!
 //! Prints the multiply-accumulates (MACs) of the decluttered graph (tract's own cost model, which
 //! counts every convolution and matrix product), then the median time per op kind over RUNS runs
@@ -15,8 +18,9 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::Cost;
 
 fn main() -> TractResult<()> {
-    let mut args = std::env::args().skip(1);
-    let usage = "usage: profile_ops MODEL.onnx NxCxHxW [RUNS]";
+    let tract_only = std::env::args().any(|a| a == "--tract-only");
+    let mut args = std::env::args().skip(1).filter(|a| a != "--tract-only");
+    let usage = "usage: profile_ops MODEL.onnx NxCxHxW [RUNS] [--tract-only]";
     let path = args.next().context(usage)?;
     let shape: Vec<usize> = args
         .next()
@@ -30,7 +34,12 @@ fn main() -> TractResult<()> {
         f32::datum_type(),
         shape.iter().copied().collect::<TVec<_>>(),
     );
-    let model = facegate::onnx_ops::onnx()
+    let onnx = if tract_only {
+        tract_onnx::onnx()
+    } else {
+        facegate::onnx_ops::onnx()
+    };
+    let model = onnx
         .model_for_path(&path)?
         .with_input_fact(0, fact)?;
     let typed = model.into_typed()?.into_decluttered()?;
