@@ -39,9 +39,7 @@ fn main() -> TractResult<()> {
     } else {
         facegate::onnx_ops::onnx()
     };
-    let model = onnx
-        .model_for_path(&path)?
-        .with_input_fact(0, fact)?;
+    let model = onnx.model_for_path(&path)?.with_input_fact(0, fact)?;
     let typed = model.into_typed()?.into_decluttered()?;
 
     let mut macs: BTreeMap<String, i64> = BTreeMap::new();
