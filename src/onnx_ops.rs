@@ -179,7 +179,7 @@ impl EvalOp for ChannelPrelu {
         // takes the buffer without copying it.
         let mut x = input.into_tensor();
         let shape = x.shape().to_vec();
-        let slope = self.slope.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
+        let slope = self.slope.try_as_plain_ram()?.as_slice::<f32>()?;
         let mut view = x.try_as_plain_ram_mut()?;
         let data = view.as_slice_mut::<f32>()?;
         match self.axis {
