@@ -12,10 +12,11 @@
 //!   window are reduced first over whole rows (vectorised), then across the window's columns.
 //!
 //! All replacements compute exactly what the ONNX operator defines. PRelu and MaxPool give the
-//! same bits as tract's operators; Softmax uses the standard-library `exp`, so its outputs may differ from
-//! tract's vectorised approximation in the last bits. Anything outside the shapes handled here
-//! (a slope that is not a constant, a slope over several axes, a non-f32 tensor) falls back to
-//! tract's own operators.
+//! same bits as tract's operators; Softmax uses the standard-library `exp`, so its outputs may
+//! differ from tract's vectorised approximation in the last bits. Anything outside the cases
+//! handled here (a slope that is not a constant or varies over several axes, a pool with
+//! dilation, `auto_pad` or an `Indices` output, Softmax before opset 13, a non-f32 tensor) falls
+//! back to tract's own operators.
 
 use std::sync::{Arc, OnceLock};
 
@@ -28,7 +29,7 @@ use tract_onnx::tract_hir::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_hir::tract_core::ops::logic::{comp_gt, Iff};
 use tract_onnx::Onnx;
 
-/// tract's ONNX front end with facegate's PRelu and Softmax kernels registered.
+/// tract's ONNX front end with facegate's PRelu, Softmax and MaxPool kernels registered.
 pub fn onnx() -> Onnx {
     let mut onnx = tract_onnx::onnx();
     onnx.op_register.insert("PRelu", prelu_builder);
