@@ -65,6 +65,21 @@ fn softmax_builder(ctx: &ParsingContext, node: &NodeProto) -> Built {
     Ok((expand(SoftmaxExpansion { axis }), vec![]))
 }
 
+/// Shape inference of an element-wise operator: `arity` inputs, one output of the first input's
+/// type and shape.
+fn like_first_input<'r, 'p: 'r>(
+    s: &mut Solver<'r>,
+    inputs: &'p [TensorProxy],
+    outputs: &'p [TensorProxy],
+    arity: usize,
+) -> InferenceResult {
+    check_input_arity(inputs, arity)?;
+    check_output_arity(outputs, 1)?;
+    s.equals(&inputs[0].datum_type, &outputs[0].datum_type)?;
+    s.equals(&inputs[0].shape, &outputs[0].shape)?;
+    Ok(())
+}
+
 /// ONNX PRelu as parsed: picks facegate's kernel when the slope is a constant along one axis.
 #[derive(Debug, Clone, Hash, PartialEq, Eq)]
 struct PreluExpansion;
@@ -80,11 +95,7 @@ impl Expansion for PreluExpansion {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        check_input_arity(inputs, 2)?;
-        check_output_arity(outputs, 1)?;
-        s.equals(&inputs[0].datum_type, &outputs[0].datum_type)?;
-        s.equals(&inputs[0].shape, &outputs[0].shape)?;
-        Ok(())
+        like_first_input(s, inputs, outputs, 2)
     }
 
     fn wire(
@@ -231,11 +242,7 @@ impl Expansion for SoftmaxExpansion {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        check_output_arity(outputs, 1)?;
-        s.equals(&inputs[0].datum_type, &outputs[0].datum_type)?;
-        s.equals(&inputs[0].shape, &outputs[0].shape)?;
-        Ok(())
+        like_first_input(s, inputs, outputs, 1)
     }
 
     fn wire(
