@@ -9,6 +9,7 @@ use facegate::eval::metrics::{kfold_accuracy, mean_std};
 use facegate::eval::pairs::read_pairs;
 use facegate::image_io::load_rgb;
 use facegate::models::ModelDir;
+use facegate::pipeline::Analysis;
 use facegate::precision::Precision;
 use facegate::vision::align::align_face;
 use facegate::vision::embed::{cosine, Embedder};
@@ -116,38 +117,13 @@ fn lfw_fp32_vs(embedder: &str, precision: Precision) -> Option<Measured> {
     assert_eq!(manifest.precision, precision);
     let variant = Embedder::from_manifest(&dir, manifest).unwrap();
     let (w, h) = variant.chip_size();
-    // The variant's embedding of each image's central face, two threads as analyse_all.
-    let chunk = images.len().div_ceil(2);
-    let variant_embeddings: Vec<Option<Vec<f32>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = images
-            .chunks(chunk)
-            .zip(analyses.chunks(chunk))
-            .map(|(paths, found)| {
-                let variant = &variant;
-                s.spawn(move || {
-                    paths
-                        .iter()
-                        .zip(found)
-                        .map(|(p, a)| {
-                            let face = a.faces.first()?;
-                            let image = load_rgb(p).unwrap();
-                            let chip = align_face(
-                                &image,
-                                &face.detection.landmarks,
-                                variant.template(),
-                                w,
-                                h,
-                            )?;
-                            Some(variant.embed(&chip).unwrap())
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
+    // The variant's embedding of each image's central face.
+    let found: Vec<(&PathBuf, &Analysis)> = images.iter().zip(&analyses).collect();
+    let variant_embeddings: Vec<Option<Vec<f32>>> = common::map_on_two_threads(&found, |(p, a)| {
+        let face = a.faces.first()?;
+        let image = load_rgb(p).unwrap();
+        let chip = align_face(&image, &face.detection.landmarks, variant.template(), w, h)?;
+        Some(variant.embed(&chip).unwrap())
     });
     let fp32 = |i: usize| analyses[i].faces.first().map(|f| f.embedding.clone());
     let drift: Vec<f32> = (0..images.len())

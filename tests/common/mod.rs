@@ -57,25 +57,23 @@ pub fn pipeline(embedder: &str) -> &'static Pipeline {
     })
 }
 
-/// Analyse every image on two threads (the CI machine has two cores); order is kept.
+/// Analyse every image on two threads; order is kept.
 pub fn analyse_all(pipeline: &Pipeline, paths: &[PathBuf]) -> Vec<Analysis> {
-    let threads = 2;
-    let chunk = paths.len().div_ceil(threads).max(1);
+    map_on_two_threads(paths, |p| {
+        let image = load_rgb(p).unwrap_or_else(|e| panic!("{e}"));
+        pipeline
+            .analyse(&image, &mut StageTimes::default())
+            .unwrap()
+    })
+}
+
+/// `f` over every item on two threads (the CI machine has two cores); order is kept.
+pub fn map_on_two_threads<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let chunk = items.len().div_ceil(2).max(1);
     std::thread::scope(|s| {
-        let handles: Vec<_> = paths
+        let handles: Vec<_> = items
             .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|p| {
-                            let image = load_rgb(p).unwrap_or_else(|e| panic!("{e}"));
-                            pipeline
-                                .analyse(&image, &mut StageTimes::default())
-                                .unwrap()
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
+            .map(|part| s.spawn(|| part.iter().map(&f).collect::<Vec<_>>()))
             .collect();
         handles
             .into_iter()
