@@ -1,37 +1,23 @@
 //! facegate: offline face recognition for door and login terminals.
 //!
-//! The data path is one line, and so are the modules: [`image_io`] and [`vision::detect`] find
-//! faces, [`vision::align`] cuts aligned chips, [`vision::embed`] turns them into vectors,
-//! [`pipeline`] chains those for one image, [`gallery`] matches vectors against enrolled people.
-//! The terminal adds time: [`hw::camera`] sources [`frame`]s, [`decide`] turns faces over frames
-//! into accept / unknown, [`terminal`] runs that loop and drives [`hw::indicator`],
-//! [`hw::display`] and the [`events`] log.
+//! The data path is one line, and the modules follow it:
+//! camera frame → faces → aligned chips → embeddings → match → decision → outputs.
+//! The core ([`vision`], [`gallery`], [`terminal::decide`]) is pure and testable with files;
+//! devices sit at the edge in [`hw`]. `docs/architecture.md` draws the flow and who owns what.
 
-// The files have moved into their subsystem folders; the next commit updates the module paths.
+/// The config file: every threshold and device setting, with documented defaults.
 pub mod config;
-#[path = "terminal/decide.rs"]
-pub mod decide;
+/// Measuring accuracy: verification pairs, open-set 1:N, conditions, heatmaps, calibration, plots.
 pub mod eval;
-#[path = "terminal/events.rs"]
-pub mod events;
-#[path = "media/frame.rs"]
-pub mod frame;
+/// Enrolled people, their templates, 1:N search, and the gallery file on disk.
 pub mod gallery;
-#[path = "terminal/guided_enrol.rs"]
-pub mod guided_enrol;
+/// The device edge: cameras in; LEDs, relay and display out. Nothing here knows about faces.
 pub mod hw;
-#[path = "media/image_io.rs"]
-pub mod image_io;
-#[path = "runtime/models.rs"]
-pub mod models;
-#[path = "runtime/onnx_ops.rs"]
-pub mod onnx_ops;
-#[path = "vision/pipeline.rs"]
-pub mod pipeline;
-#[path = "runtime/precision.rs"]
-pub mod precision;
-#[path = "terminal/snapshots.rs"]
-pub mod snapshots;
-#[path = "terminal/mod.rs"]
+/// Pictures in: still images decoded from files, camera frames and their pixel formats.
+pub mod media;
+/// Model files, checksums, precision variants, and facegate's own tract kernels.
+pub mod runtime;
+/// The door terminal over time: the run loop, tracks and decisions, guided enrolment, the log.
 pub mod terminal;
+/// The pure vision core: detect, align, embed, quality, enhance, and the per-image pipeline.
 pub mod vision;

@@ -11,8 +11,8 @@ use clap::Parser;
 use serde::Serialize;
 
 use facegate::gallery::Gallery;
-use facegate::image_io::load_rgb;
-use facegate::pipeline::StageTimes;
+use facegate::media::image_io::load_rgb;
+use facegate::vision::pipeline::StageTimes;
 
 use super::Context;
 
@@ -274,7 +274,7 @@ fn stats(stage: &'static str, samples: &mut [Duration]) -> StageStats {
 
 /// A gallery of random unit vectors: search cost depends on its size, not on who is in it.
 pub(super) fn synthetic_gallery(
-    pipeline: &facegate::pipeline::Pipeline,
+    pipeline: &facegate::vision::pipeline::Pipeline,
     people: usize,
 ) -> Result<Gallery> {
     let dim = pipeline.embedder().dim();

@@ -12,8 +12,8 @@ use serde_json::json;
 
 use facegate::eval::metrics::{rate_at_or_above, threshold_at_far};
 use facegate::eval::pairs::read_pairs;
-use facegate::pipeline::{central_embeddings, Pipeline};
 use facegate::vision::embed::cosine;
+use facegate::vision::pipeline::{central_embeddings, Pipeline};
 
 use super::{missed, Context};
 

@@ -13,10 +13,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use facegate::gallery::Gallery;
-use facegate::image_io::load_rgb;
-use facegate::pipeline::{Pipeline, StageTimes};
+use facegate::media::image_io::load_rgb;
 use facegate::vision::detect::Detection;
 use facegate::vision::embed::cosine;
+use facegate::vision::pipeline::{Pipeline, StageTimes};
 
 use super::bench::{machine, peak_rss_kb, synthetic_gallery};
 use super::Context;

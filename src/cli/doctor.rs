@@ -14,15 +14,15 @@ use serde::Serialize;
 use serde_json::json;
 
 use facegate::config::{Config, IndicatorKind, OutputParams, SYSTEM_CONFIG};
-use facegate::events::{read_log, LogParams};
 use facegate::gallery::store::decode;
 use facegate::gallery::{EmbedderId, GalleryError, GalleryStore, LoadSource};
 use facegate::hw::camera::{CameraParams, DirSource};
 use facegate::hw::display::{DisplayKind, FramebufferDisplay};
 use facegate::hw::indicator::LineParams;
-use facegate::models::ModelDir;
-use facegate::pipeline::gallery_id;
-use facegate::precision::Precision;
+use facegate::runtime::models::ModelDir;
+use facegate::runtime::precision::Precision;
+use facegate::terminal::events::{read_log, LogParams};
+use facegate::vision::pipeline::gallery_id;
 
 use super::Args;
 
@@ -216,7 +216,7 @@ fn check_models(config: &Config, checks: &mut Vec<Check>) -> Option<ModelDir> {
     for id in dir.embedder_ids() {
         match dir.embedder_manifest(&id) {
             Ok(m) => files.push((
-                facegate::models::NetFile {
+                facegate::runtime::models::NetFile {
                     file: m.file,
                     sha256: m.sha256,
                 },

@@ -14,13 +14,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use facegate::frame::Frame;
 use facegate::gallery::{Match, Selector};
-use facegate::guided_enrol::{Guide, GuideParams, Pose, Progress};
 use facegate::hw::camera::{Resilient, SourceEvent};
 use facegate::hw::display::Screen;
-use facegate::image_io::load_rgb;
-use facegate::pipeline::{Pipeline, StageTimes};
+use facegate::media::frame::Frame;
+use facegate::media::image_io::load_rgb;
+use facegate::terminal::guided_enrol::{Guide, GuideParams, Pose, Progress};
+use facegate::vision::pipeline::{Pipeline, StageTimes};
 
 use super::Context;
 
@@ -313,8 +313,9 @@ fn embed_photos(
             n if largest => faces
                 .into_iter()
                 .max_by(|a, b| {
-                    let area =
-                        |f: &facegate::pipeline::Face| f.detection.width() * f.detection.height();
+                    let area = |f: &facegate::vision::pipeline::Face| {
+                        f.detection.width() * f.detection.height()
+                    };
                     area(a).total_cmp(&area(b))
                 })
                 .unwrap_or_else(|| unreachable!("{n} faces")),

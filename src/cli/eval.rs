@@ -20,8 +20,8 @@ use facegate::eval::metrics::{
 use facegate::eval::pairs::read_pairs;
 use facegate::eval::plot::{curve_png, heatmap_png, CurvePlot, Mark, Series};
 use facegate::gallery::Gallery;
-use facegate::pipeline::Pipeline;
 use facegate::vision::embed::{cosine, l2_normalised};
+use facegate::vision::pipeline::Pipeline;
 
 use super::{missed, Context};
 

@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Parser;
 use serde_json::json;
 
-use facegate::events::{read_log, EventOutcome};
+use facegate::terminal::events::{read_log, EventOutcome};
 
 use super::Context;
 

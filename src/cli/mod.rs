@@ -8,9 +8,9 @@ use clap::{Parser, Subcommand};
 
 use facegate::config::Config;
 use facegate::gallery::{EmbedderId, Gallery, GalleryStore, LoadSource};
-use facegate::models::{DetectorManifest, EmbedderManifest, ModelDir, ModelError};
-use facegate::pipeline::{gallery_id, Pipeline};
-use facegate::precision::{self, Precision, PrecisionSetting};
+use facegate::runtime::models::{DetectorManifest, EmbedderManifest, ModelDir, ModelError};
+use facegate::runtime::precision::{self, Precision, PrecisionSetting};
+use facegate::vision::pipeline::{gallery_id, Pipeline};
 
 mod bench;
 mod calibrate;

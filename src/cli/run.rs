@@ -12,14 +12,14 @@ use clap::Parser;
 use serde_json::json;
 
 use facegate::config::IndicatorKind;
-use facegate::decide::{Decider, Decision, Outcome};
-use facegate::events::{Event, EventLog};
 use facegate::hw::camera::{
     CameraParams, DirSource, FrameSource, MjpegSource, Opener, Resilient, SourceError,
 };
 use facegate::hw::display::{Display, DisplayKind, FramebufferDisplay, PngDisplay};
 use facegate::hw::indicator::{Indicator, LogIndicator};
-use facegate::snapshots::Snapshots;
+use facegate::terminal::decide::{Decider, Decision, Outcome};
+use facegate::terminal::events::{Event, EventLog};
+use facegate::terminal::snapshots::Snapshots;
 use facegate::terminal::{Observer, Terminal};
 
 use super::Context;
