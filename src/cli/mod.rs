@@ -12,12 +12,22 @@ use facegate::runtime::models::{DetectorManifest, EmbedderManifest, ModelDir, Mo
 use facegate::runtime::precision::{self, Precision, PrecisionSetting};
 use facegate::vision::pipeline::{gallery_id, Pipeline};
 
+// Moved out of cli/; the next commit turns it into library code.
+#[path = "../perf/bench.rs"]
 mod bench;
+// Moved out of cli/; the next commit turns it into library code.
+#[path = "../eval/calibrate.rs"]
 mod calibrate;
+// Moved out of cli/; the next commit turns it into library code.
+#[path = "../perf/compare.rs"]
 mod compare;
+// Moved out of cli/; the next commit turns it into library code.
+#[path = "../health/mod.rs"]
 mod doctor;
 mod embed;
 mod enroll;
+// Moved out of cli/; the next commit turns it into library code.
+#[path = "../eval/protocols.rs"]
 mod eval;
 mod identify;
 mod log;
