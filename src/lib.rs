@@ -15,6 +15,8 @@ pub mod gallery;
 pub mod hw;
 /// Pictures in: still images decoded from files, camera frames and their pixel formats.
 pub mod media;
+/// Benchmarks whose logic is library code: time to decision on video.
+pub mod perf;
 /// Model files, checksums, precision variants, and facegate's own tract kernels.
 pub mod runtime;
 /// The door terminal over time: the run loop, tracks and decisions, guided enrolment, the log.

@@ -15,6 +15,7 @@ use facegate::vision::pipeline::{gallery_id, Pipeline};
 // Moved out of cli/; the next commit turns it into library code.
 #[path = "../perf/bench.rs"]
 mod bench;
+mod bench_video;
 // Moved out of cli/; the next commit turns it into library code.
 #[path = "../eval/calibrate.rs"]
 mod calibrate;

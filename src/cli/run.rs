@@ -309,9 +309,10 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
         per(t.embed)
     );
     eprintln!(
-        "facegate: {} frames read, {} analysed in {:.1} s ({:.1} read/s, {:.1} analysed/s, {:.0} ms per analysed frame); {} unreadable; camera lost {} time(s); {} decision(s), mean latency {:.0} ms{}",
+        "facegate: {} frames read, {} analysed ({} around tracked faces) in {:.1} s ({:.1} read/s, {:.1} analysed/s, {:.0} ms per analysed frame); {} unreadable; camera lost {} time(s); {} decision(s), mean latency {:.0} ms{}",
         report.frames_read,
         report.frames_analysed,
+        report.frames_tracked,
         secs,
         report.frames_read as f64 / secs,
         report.frames_analysed as f64 / secs,

@@ -50,6 +50,8 @@ pub enum Screen {
     },
     /// Guided enrolment finished for this person.
     Enrolled(String),
+    /// The camera picture with the faces being decided on (`hw/preview.rs`).
+    Preview(crate::hw::preview::Preview),
 }
 
 impl Screen {
@@ -67,6 +69,7 @@ impl Screen {
             Screen::CameraLost => "camera_lost",
             Screen::Enrol { .. } => "enrol",
             Screen::Enrolled(_) => "enrolled",
+            Screen::Preview(_) => "preview",
         }
     }
 
@@ -106,6 +109,11 @@ impl Screen {
                 total,
             } => (slate, prompt.clone(), format!("{done} of {total} done")),
             Screen::Enrolled(name) => (green, "Enrolled".into(), name.clone()),
+            // The text a panel too small for the picture shows instead.
+            Screen::Preview(p) => match p.hint {
+                Some(h) => return Screen::Hint(h).content(),
+                None => (slate, "Checking".into(), format!("{}%", p.progress())),
+            },
         };
         (bg, title, sub)
     }
@@ -124,6 +132,10 @@ pub enum DisplayKind {
 
 pub trait Display: Send {
     fn show(&mut self, screen: &Screen) -> Result<(), DisplayError>;
+    /// Panel width and height in pixels (the preview's picture is scaled to it).
+    fn size(&self) -> (u32, u32) {
+        (240, 240)
+    }
 }
 
 /// An RGB framebuffer in memory that embedded-graphics draws into.
@@ -288,9 +300,14 @@ pub fn draw<D: DrawTarget<Color = Rgb888>>(
     screen: &Screen,
     target: &mut D,
 ) -> Result<(), D::Error> {
+    let Size { width, height } = target.bounding_box().size;
+    if let Screen::Preview(p) = screen {
+        if width >= crate::hw::preview::MIN_PREVIEW_WIDTH {
+            return crate::hw::preview::draw_preview(p, target);
+        }
+    }
     let (bg, title, sub) = screen.content();
     target.clear(bg)?;
-    let Size { width, height } = target.bounding_box().size;
     let margin = (width / 20).max(2);
     let inner_w = width - 2 * margin;
     let gap = (height / 16).max(2);
@@ -337,6 +354,10 @@ impl PngDisplay {
 }
 
 impl Display for PngDisplay {
+    fn size(&self) -> (u32, u32) {
+        (self.canvas.width, self.canvas.height)
+    }
+
     fn show(&mut self, screen: &Screen) -> Result<(), DisplayError> {
         if self.last.as_ref() == Some(screen) {
             return Ok(());
@@ -449,6 +470,10 @@ pub fn pack_framebuffer(canvas: &Canvas, bits: u32, stride: usize, out: &mut [u8
 }
 
 impl Display for FramebufferDisplay {
+    fn size(&self) -> (u32, u32) {
+        (self.canvas.width, self.canvas.height)
+    }
+
     fn show(&mut self, screen: &Screen) -> Result<(), DisplayError> {
         use std::os::unix::fs::FileExt;
         if self.last.as_ref() == Some(screen) {

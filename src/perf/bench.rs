@@ -18,9 +18,16 @@ use super::Context;
 
 #[derive(Debug, Parser)]
 pub struct BenchArgs {
-    /// An image, or a folder whose images are all used (not with --compare)
-    #[arg(required_unless_present = "compare", conflicts_with = "compare")]
+    /// An image, or a folder whose images are all used (not with --compare or --video)
+    #[arg(required_unless_present_any = ["compare", "video"], conflicts_with_all = ["compare", "video"])]
     input: Option<PathBuf>,
+    /// Time to decision per track on a recorded clip (a frames folder or an MJPEG file),
+    /// replayed as a live camera would deliver it
+    #[arg(long, value_name = "SOURCE", conflicts_with = "compare")]
+    video: Option<PathBuf>,
+    /// --video: also estimate the times on this board (pi4) from its cost range
+    #[arg(long, requires = "video")]
+    board: Option<String>,
     /// Compare with onnxruntime: a Python implementation of the same pipeline
     /// (bench/ort_pipeline.py, installed into bench/.venv on first use), interleaved frame by
     /// frame on 640×480 frames from --data, one thread and all cores
@@ -87,6 +94,9 @@ struct Report {
 }
 
 pub fn run(ctx: &Context, args: BenchArgs) -> Result<ExitCode> {
+    if let Some(video) = &args.video {
+        return super::bench_video::run(ctx, video, args.board.as_deref(), args.threads);
+    }
     if args.compare {
         super::compare::run(
             ctx,

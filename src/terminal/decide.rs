@@ -287,6 +287,49 @@ impl Decider {
         step
     }
 
+    /// Whether a face at `bbox` continues a track that is already accepted: its embedding would
+    /// change nothing, so the terminal need not compute it.
+    pub fn is_settled(&self, bbox: &[f32; 4]) -> bool {
+        self.tracks
+            .iter()
+            .map(|t| (iou(bbox, &t.bbox), t.accepted))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .is_some_and(|(o, accepted)| accepted && o >= self.params.min_iou.max(0.5))
+    }
+
+    /// The box of every track seen in the frame at `now` and how far its decision has got
+    /// (0–1): matching frames towards an accept or usable frames towards "unknown", whichever
+    /// is further; 1 once accepted.
+    pub fn progress(&self, now: Duration) -> Vec<([f32; 4], f32)> {
+        let p = &self.params;
+        self.tracks
+            .iter()
+            .filter(|t| t.last_seen == now)
+            .map(|t| {
+                let matches = t
+                    .names
+                    .iter()
+                    .map(|(id, _)| {
+                        t.window
+                            .iter()
+                            .flatten()
+                            .filter(|(pid, _)| pid == id)
+                            .count()
+                    })
+                    .max()
+                    .unwrap_or(0);
+                let towards_accept = matches as f32 / p.accept_frames.max(1) as f32;
+                let towards_unknown = t.usable as f32 / p.unknown_after_frames.max(1) as f32;
+                let done = if t.accepted {
+                    1.0
+                } else {
+                    towards_accept.max(towards_unknown).min(1.0)
+                };
+                (t.bbox, done)
+            })
+            .collect()
+    }
+
     fn try_decide(&mut self, ti: usize, now: Duration) -> Option<Decision> {
         let p = &self.params;
         let track = &mut self.tracks[ti];

@@ -4,6 +4,7 @@
 pub mod decide;
 pub mod events;
 pub mod guided_enrol;
+pub mod hints;
 pub mod snapshots;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +14,7 @@ use crate::gallery::{Gallery, GalleryError, Match};
 use crate::hw::camera::{Resilient, SourceEvent};
 use crate::hw::display::{Display, Screen};
 use crate::hw::indicator::{Indicator, Signal};
+use crate::hw::preview::{Preview, PreviewFace};
 use crate::media::frame::Frame;
 use crate::terminal::decide::{Decider, Decision, Identity, Observation, Outcome};
 use crate::terminal::events::{Event, EventLog, EventOutcome};
@@ -20,6 +22,7 @@ use crate::terminal::snapshots::Snapshots;
 use crate::vision::align::align_face;
 use crate::vision::pipeline::{Pipeline, StageTimes};
 use crate::vision::quality::Quality;
+use crate::vision::tracking::FaceTracker;
 
 /// The longest the loop waits without checking for a stop request or feeding the watchdog.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
@@ -48,6 +51,8 @@ pub struct Report {
     pub frames_read: u64,
     pub frames_analysed: u64,
     pub frames_skipped: u64,
+    /// Analysed frames searched only around the faces of the frame before.
+    pub frames_tracked: u64,
     pub camera_lost: u32,
     pub decisions: Vec<Decision>,
     /// Per decision: deciding frame read → decision.
@@ -94,6 +99,30 @@ fn choose_screen(
     }
 }
 
+fn hint_name(h: crate::terminal::decide::Hint) -> &'static str {
+    Screen::Hint(h).kind()
+}
+
+/// The preview of `frame`: the decider's tracks of this frame with their progress; `None`
+/// when no face is tracked in it.
+fn preview_of(
+    frame: &Frame,
+    decider: &Decider,
+    hint: Option<crate::terminal::decide::Hint>,
+    width: u32,
+    height: u32,
+) -> Option<Preview> {
+    let faces: Vec<PreviewFace> = decider
+        .progress(frame.timestamp)
+        .into_iter()
+        .map(|(b, done)| PreviewFace {
+            bbox: b.map(|v| v.round() as i32),
+            progress: (done * 100.0).round() as u8,
+        })
+        .collect();
+    (!faces.is_empty()).then(|| Preview::new(&frame.image, faces, hint, width, height))
+}
+
 impl Terminal<'_> {
     fn show(&mut self, screen: &Screen) {
         if let Some(d) = self.display.as_mut() {
@@ -111,14 +140,16 @@ impl Terminal<'_> {
 
     /// The faces of one frame as the decider sees them. Only faces that pass the quality gates
     /// are embedded (the costly step): background faces are dropped at detection, poor ones
-    /// only need their quality figures for a hint.
-    fn observe(
+    /// only need their quality figures for a hint, and a face whose track is already accepted
+    /// needs no embedding at all.
+    pub fn observe(
         &self,
         frame: &Frame,
+        tracker: &mut FaceTracker,
         times: &mut StageTimes,
     ) -> Result<Vec<Observation>, TerminalError> {
         let gates = &self.decider.params().quality;
-        let (detections, used) = match self.pipeline.detect(&frame.image, times) {
+        let (detections, used) = match tracker.detect(self.pipeline, &frame.image, times) {
             Ok(d) => d,
             Err(e) => {
                 // One frame the models choke on must not stop the door.
@@ -139,35 +170,37 @@ impl Terminal<'_> {
             let Some(chip) = chip else { continue };
             let quality = Quality::measure(&det, &chip);
             let mut nearest = String::new();
-            let (identity, best) = if gates.check(&quality).is_some() {
-                (None, f32::NAN)
-            } else {
-                let started = Instant::now();
-                let embedding = match embedder.embed(&chip) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        log::warn!("frame {}: {e}", frame.index);
-                        continue;
+            // Poor faces only give a hint; an accepted person's face needs no more embeddings.
+            let (identity, best) =
+                if gates.check(&quality).is_some() || self.decider.is_settled(&det.bbox) {
+                    (None, f32::NAN)
+                } else {
+                    let started = Instant::now();
+                    let embedding = match embedder.embed(&chip) {
+                        Ok(e) => e,
+                        Err(e) => {
+                            log::warn!("frame {}: {e}", frame.index);
+                            continue;
+                        }
+                    };
+                    times.embed += started.elapsed();
+                    match self.gallery.best_match(&embedding, self.threshold)? {
+                        Match::Known(c) => (
+                            Some(Identity {
+                                person_id: c.person_id,
+                                name: c.name.to_string(),
+                                similarity: c.similarity,
+                            }),
+                            c.similarity,
+                        ),
+                        Match::Unknown { best } => {
+                            if let Some(c) = &best {
+                                nearest = c.name.to_string();
+                            }
+                            (None, best.map_or(-1.0, |c| c.similarity))
+                        }
                     }
                 };
-                times.embed += started.elapsed();
-                match self.gallery.best_match(&embedding, self.threshold)? {
-                    Match::Known(c) => (
-                        Some(Identity {
-                            person_id: c.person_id,
-                            name: c.name.to_string(),
-                            similarity: c.similarity,
-                        }),
-                        c.similarity,
-                    ),
-                    Match::Unknown { best } => {
-                        if let Some(c) = &best {
-                            nearest = c.name.to_string();
-                        }
-                        (None, best.map_or(-1.0, |c| c.similarity))
-                    }
-                }
-            };
             log::debug!(
                 "frame {} t={:.2}s face {:?} size {:.0} light {:.0} sharp {:.0} yaw {:.0} -> {} {:.3} (nearest {nearest})",
                 frame.index,
@@ -234,6 +267,10 @@ impl Terminal<'_> {
         self.signal(Signal::Idle, Duration::ZERO);
         self.show(&Screen::Idle);
         let every = u64::from(self.every_nth.max(1));
+        let mut hints = hints::HintFilter::default();
+        let mut last_kind = "idle";
+        let mut last_hint = None;
+        let mut tracker = FaceTracker::default();
         while !stop.load(Ordering::Relaxed) && max_frames.is_none_or(|m| report.frames_read < m) {
             observer.heartbeat();
             let now = Instant::now();
@@ -266,6 +303,7 @@ impl Terminal<'_> {
                     let msg = format!("camera back: {}", source.describe());
                     log::warn!("{msg}");
                     observer.camera(false, &msg);
+                    tracker.reset();
                     self.show(&Screen::Idle);
                     continue;
                 }
@@ -277,9 +315,15 @@ impl Terminal<'_> {
                 continue;
             }
             report.frames_analysed += 1;
-            let faces = self.observe(&frame, &mut report.times)?;
+            let faces = self.observe(&frame, &mut tracker, &mut report.times)?;
             let step = self.decider.step(frame.timestamp, &faces);
             report.analyse += read_at.elapsed();
+            let hint = if step.decisions.is_empty() {
+                hints.update(frame.timestamp, step.hint)
+            } else {
+                hints.reset(frame.timestamp);
+                None
+            };
             for d in &step.decisions {
                 let event = self.record(d);
                 if let (Outcome::Unknown, Some(snaps)) = (&d.outcome, &self.snapshots) {
@@ -315,11 +359,28 @@ impl Terminal<'_> {
                 false,
                 result.as_ref().map(|(s, _)| s),
                 step.locked_for,
-                step.hint,
+                hint,
             );
+            let screen = match (&screen, self.display.as_ref()) {
+                (Screen::Idle | Screen::Hint(_), Some(d)) => {
+                    let (w, h) = d.size();
+                    preview_of(&frame, &self.decider, hint, w, h).map_or(screen, Screen::Preview)
+                }
+                _ => screen,
+            };
+            if hint != last_hint {
+                log::info!(target: "facegate::screen", "hint {} at {:.3}s", hint.map_or("none", hint_name), frame.timestamp.as_secs_f64());
+                last_hint = hint;
+            }
+            if screen.kind() != last_kind {
+                // Replays and tests read the screen sequence with its frame times from here.
+                log::info!(target: "facegate::screen", "{} at {:.3}s", screen.kind(), frame.timestamp.as_secs_f64());
+                last_kind = screen.kind();
+            }
             self.show(&screen);
         }
         self.signal(Signal::Idle, started.elapsed());
+        report.frames_tracked = tracker.tracked_frames;
         report.wall = started.elapsed();
         Ok(report)
     }

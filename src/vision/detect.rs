@@ -11,6 +11,9 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use tract_onnx::prelude::*;
 
+mod roi;
+pub use roi::TrackingParams;
+
 use crate::runtime::models::{
     f32_slice, normalise_rgb_into, optimise, DetectorManifest, ModelDir, ModelError, Plan,
 };
@@ -43,6 +46,8 @@ pub struct DetectorParams {
     /// 1 (default) keeps a frame on one core, which suits commands that already run one image per
     /// core (`eval`, `calibrate`); 0 means all cores.
     pub threads: usize,
+    /// Video: detect around the faces of the last frame (see `detect/roi.rs`).
+    pub tracking: TrackingParams,
 }
 
 impl Default for DetectorParams {
@@ -53,6 +58,7 @@ impl Default for DetectorParams {
             scale_factor: 0.709,
             min_score: 0.9,
             threads: 1,
+            tracking: TrackingParams::default(),
         }
     }
 }
@@ -349,7 +355,16 @@ impl Mtcnn {
     /// P-Net over the pyramid: candidate windows, regressed and squared.
     fn stage_pnet(&self, image: &RgbImage) -> Result<Vec<Candidate>, DetectError> {
         let (width, height) = image.dimensions();
-        let scales = self.scales(width, height);
+        self.stage_pnet_at(image, &self.scales(width, height))
+    }
+
+    /// P-Net over the pyramid levels of these scales.
+    fn stage_pnet_at(
+        &self,
+        image: &RgbImage,
+        scales: &[f32],
+    ) -> Result<Vec<Candidate>, DetectError> {
+        let (width, height) = image.dimensions();
         let pixels: Vec<usize> = scales
             .iter()
             .map(|&s| {

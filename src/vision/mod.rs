@@ -7,3 +7,4 @@ pub mod embed;
 pub mod enhance;
 pub mod pipeline;
 pub mod quality;
+pub mod tracking;

@@ -1,0 +1,273 @@
+//! Video speed-ups through the real binary on the Hamilton clip: detection around tracked
+//! faces decides exactly as whole-frame detection does, the hint on the screen does not
+//! flicker, the live preview draws the face box where the detector found the face, and
+//! `facegate bench --video` reports time to decision per track.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+const PEOPLE: [&str; 2] = ["alex-lacamoire", "lin-manuel-miranda"];
+const LIN: &str = "lin-manuel-miranda";
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Both people of the clip enrolled through the real binary, once per test run.
+fn enrolled_gallery(data: &Path) -> &'static Path {
+    static GALLERY: OnceLock<PathBuf> = OnceLock::new();
+    GALLERY.get_or_init(|| {
+        let gallery = tempfile::tempdir().unwrap().keep().join("gallery.fg");
+        for name in PEOPLE {
+            let photo = data.join(format!("video/hamilton/enroll_{name}.png"));
+            let out = common::facegate()
+                .args(["--gallery", s(&gallery), "enroll", "--largest"])
+                .args(["--name", name])
+                .arg(&photo)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        gallery
+    })
+}
+
+struct Run {
+    decisions: Vec<Value>,
+    stderr: String,
+}
+
+/// `facegate run` over `frames` with `config`, every 2nd frame analysed as in tests/terminal.rs.
+fn run(data: &Path, work: &Path, frames: &Path, config: &str, extra: &[&str]) -> Run {
+    let config_path = work.join("config.toml");
+    std::fs::write(&config_path, format!("[camera]\nevery_nth = 2\n{config}")).unwrap();
+    let out = common::facegate()
+        .env("RUST_LOG", "warn,facegate::screen=info")
+        .args(["--gallery", s(enrolled_gallery(data))])
+        .args(["--config", s(&config_path), "--json", "run"])
+        .args(["--source", s(frames)])
+        .args(["--log-file", s(&work.join("events.fglog"))])
+        .args(extra)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    let decisions = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    Run { decisions, stderr }
+}
+
+fn outcomes(decisions: &[Value]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for d in decisions {
+        let key = d["name"].as_str().unwrap_or("unknown").to_string();
+        *out.entry(key).or_default() += 1;
+    }
+    out
+}
+
+#[test]
+fn tracking_decides_as_whole_frame_detection_does() {
+    let data = data_or_skip!();
+    let frames = data.join("video/hamilton/frames");
+    let (on, off) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let tracked = run(&data, on.path(), &frames, "", &[]);
+    let whole = run(
+        &data,
+        off.path(),
+        &frames,
+        "[detector.tracking]\nenabled = false\n",
+        &[],
+    );
+    eprintln!(
+        "tracking on: {}\ntracking off: {}",
+        tracked.stderr, whole.stderr
+    );
+    // The same people let in (Lin-Manuel once), the same strangers refused.
+    assert_eq!(outcomes(&tracked.decisions), outcomes(&whole.decisions));
+    let accepted: Vec<_> = tracked
+        .decisions
+        .iter()
+        .filter(|d| d["outcome"] == "accepted")
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(accepted, [LIN]);
+    // And tracking did run: most analysed frames were searched around the last faces.
+    let tracked_frames: u64 = tracked
+        .stderr
+        .split(" around tracked faces")
+        .next()
+        .and_then(|s| s.rsplit('(').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no tracked-frame count in {}", tracked.stderr));
+    assert!(tracked_frames > 50, "{}", tracked.stderr);
+}
+
+/// `(frame time, hint)` of every hint change the terminal logged.
+fn hint_changes(stderr: &str) -> Vec<(f64, String)> {
+    stderr
+        .lines()
+        .filter_map(|l| l.split_once("] hint ").map(|(_, rest)| rest))
+        .map(|rest| {
+            let (hint, at) = rest.split_once(" at ").unwrap();
+            (at.trim_end_matches('s').parse().unwrap(), hint.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn the_hint_changes_at_most_twice_a_second_and_never_flips_back_at_once() {
+    let data = data_or_skip!();
+    let work = tempfile::tempdir().unwrap();
+    let frames = data.join("video/hamilton/frames");
+    let r = run(&data, work.path(), &frames, "", &[]);
+    let changes = hint_changes(&r.stderr);
+    eprintln!("{changes:?}");
+    for w in changes.windows(2) {
+        assert!(w[1].0 - w[0].0 >= 0.5 - 1e-6, "{changes:?}");
+    }
+    for w in changes.windows(3) {
+        // A → B → A within a second is the flicker the filter exists to stop.
+        assert!(!(w[0].1 == w[2].1 && w[2].0 - w[0].0 < 1.0), "{changes:?}");
+    }
+}
+
+/// `[x1, y1, x2, y2]` of the faces `facegate identify` finds in `image`.
+fn detected_boxes(data: &Path, image: &Path) -> Vec<[f32; 4]> {
+    let out = common::facegate()
+        .args(["--json", "--gallery", s(enrolled_gallery(data)), "identify"])
+        .arg(image)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(text.lines().next().unwrap_or("{}")).unwrap();
+    v["faces"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{text} {}", String::from_utf8_lossy(&out.stderr)))
+        .iter()
+        .map(|f| {
+            let b: Vec<f32> = f["box"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect();
+            [b[0], b[1], b[2], b[3]]
+        })
+        .collect()
+}
+
+#[test]
+fn the_preview_draws_the_box_where_the_detector_found_the_face() {
+    let data = data_or_skip!();
+    let work = tempfile::tempdir().unwrap();
+    // One frame of Lin-Manuel facing the camera.
+    let frame = data.join("video/hamilton/frames").join(
+        common::images_in(&data.join("video/hamilton/frames"))[150]
+            .file_name()
+            .unwrap(),
+    );
+    let one = work.path().join("one");
+    std::fs::create_dir(&one).unwrap();
+    std::fs::copy(&frame, one.join("frame.jpg")).unwrap();
+    let boxes = detected_boxes(&data, &frame);
+    assert!(!boxes.is_empty());
+    let screens = work.path().join("screens");
+    run(
+        &data,
+        work.path(),
+        &one,
+        "",
+        &["--display-png", s(&screens)],
+    );
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&screens)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let preview = files
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("-preview.png"))
+        .unwrap_or_else(|| panic!("no preview screen in {files:?}"));
+    let img = image::open(preview).unwrap().into_rgb8();
+    assert_eq!(img.dimensions(), (240, 240));
+    // The 640×360 frame fills the 240 px width (scale 0.375) of the 200 px picture area above
+    // the 40 px banner, centred: 32 px down.
+    let amber = [0xff, 0xa0, 0x00];
+    for b in boxes
+        .iter()
+        .filter(|b| (b[2] - b[0]).min(b[3] - b[1]) >= 40.0)
+    {
+        let [x1, y1, x2, y2] = b.map(|v| (v * 0.375).round() as i32);
+        let (y1, y2) = (y1 + 32, y2 + 32);
+        let near = |x: i32, y: i32| {
+            (-1..=1).any(|dx| {
+                (-1..=1).any(|dy| img.get_pixel((x + dx) as u32, (y + dy) as u32).0 == amber)
+            })
+        };
+        let mid = ((x1 + x2) / 2, (y1 + y2) / 2);
+        assert!(near(x1, mid.1) && near(x2, mid.1), "{b:?}: left/right edge");
+        assert!(near(mid.0, y1) && near(mid.0, y2), "{b:?}: top/bottom edge");
+        assert_ne!(img.get_pixel(mid.0 as u32, mid.1 as u32).0, amber);
+    }
+}
+
+#[test]
+fn bench_video_reports_time_to_decision_per_track() {
+    let data = data_or_skip!();
+    let frames = data.join("video/hamilton/frames");
+    let out = common::facegate()
+        .args(["--gallery", s(enrolled_gallery(&data)), "--json", "bench"])
+        .args(["--video", s(&frames), "--board", "pi4"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let replays = v["replays"].as_array().unwrap();
+    // This machine, then the board's optimistic and pessimistic cost.
+    assert_eq!(replays.len(), 3);
+    for r in replays {
+        let lin: Vec<&Value> = r["tracks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["name"] == LIN)
+            .collect();
+        assert_eq!(lin.len(), 1, "{r}");
+        let t = lin[0];
+        let ttd = t["time_to_decision_s"].as_f64().unwrap();
+        assert!(ttd > 0.0, "{t}");
+        assert!(
+            (t["decided_at_s"].as_f64().unwrap() - t["first_frame_s"].as_f64().unwrap() - ttd)
+                .abs()
+                < 1e-6
+        );
+        assert!(t["frames_analysed"].as_u64().unwrap() >= 5, "{t}");
+        assert!(r["frames_analysed"].as_u64().unwrap() <= r["frames"].as_u64().unwrap());
+    }
+    // A slower device analyses fewer of the same frames.
+    let analysed: Vec<u64> = replays
+        .iter()
+        .map(|r| r["frames_analysed"].as_u64().unwrap())
+        .collect();
+    assert!(
+        analysed[2] <= analysed[1] && analysed[1] <= analysed[0],
+        "{analysed:?}"
+    );
+}
