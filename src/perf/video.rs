@@ -95,17 +95,28 @@ pub struct ReplayReport {
     pub clip_s: f64,
     /// Frames analysed per second of clip time (what the device keeps up with).
     pub analysed_per_s: f64,
-    /// Measured on this machine (before `cost_factor`).
+    /// Measured on this machine (before `cost_factor`), on the cost clock.
     pub stage_ms: StageMs,
     pub tracks: Vec<TrackTiming>,
 }
 
+/// On-CPU time of the calling thread so far (Linux: `/proc/thread-self/schedstat`).
+fn thread_cpu() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
 /// Replay `source` through `terminal`'s analysis and decider (its outputs are not driven), each
-/// analysis costing `cost_factor` times what it took here.
+/// analysis costing `cost_factor` times what it took here. With `cpu_clock`, a frame's cost is
+/// the CPU time the analysing thread spent on it rather than the wall time: on a machine
+/// shared with other work the wall time counts the waits for a core too. (Only meaningful when
+/// the analysis runs on this one thread, `detector.threads = 1`.)
 pub fn replay(
     terminal: &mut Terminal,
     source: &mut dyn FrameSource,
     cost_factor: f64,
+    cpu_clock: bool,
 ) -> Result<ReplayReport, ReplayError> {
     let mut tracker = FaceTracker::default();
     let mut times = StageTimes::default();
@@ -122,11 +133,26 @@ pub fn replay(
     let mut cost_sum = Duration::ZERO;
     let mut tracks = Vec::new();
     let mut have_next = false;
+    let mut stage = StageTotals::default();
     loop {
         let started = Instant::now();
+        let cpu_started = thread_cpu().filter(|_| cpu_clock);
+        let before = times;
         let faces = terminal.observe(&cur, &mut tracker, &mut times)?;
         let step = terminal.decider.step(cur.timestamp, &faces);
-        let cost = started.elapsed();
+        let wall = started.elapsed();
+        let cost = match (cpu_started, thread_cpu()) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            _ => wall,
+        };
+        // Stage times are wall times: scale this frame's to its cost.
+        let k = cost.as_secs_f64() / wall.as_secs_f64().max(1e-9);
+        let scaled = |now: Duration, then: Duration| (now - then).mul_f64(k);
+        stage.pnet += scaled(times.detect.pnet, before.detect.pnet);
+        stage.rnet += scaled(times.detect.rnet, before.detect.rnet);
+        stage.onet += scaled(times.detect.onet, before.detect.onet);
+        stage.align += scaled(times.align, before.align);
+        stage.embed += scaled(times.embed, before.embed);
         cost_sum += cost;
         analysed_at.push(cur.timestamp);
         clock = clock.max(cur.timestamp) + cost.mul_f64(cost_factor);
@@ -186,16 +212,25 @@ pub fn replay(
         clip_s,
         analysed_per_s: analysed_at.len() as f64 / clip_s.max(1e-9),
         stage_ms: StageMs {
-            pnet: ms(times.detect.pnet),
-            rnet: ms(times.detect.rnet),
-            onet: ms(times.detect.onet),
-            align: ms(times.align),
-            embed: ms(times.embed),
+            pnet: ms(stage.pnet),
+            rnet: ms(stage.rnet),
+            onet: ms(stage.onet),
+            align: ms(stage.align),
+            embed: ms(stage.embed),
             other: ms(cost_sum.saturating_sub(staged)),
             total: ms(cost_sum),
         },
         tracks,
     })
+}
+
+#[derive(Default)]
+struct StageTotals {
+    pnet: Duration,
+    rnet: Duration,
+    onet: Duration,
+    align: Duration,
+    embed: Duration,
 }
 
 fn empty_report(cost_factor: f64) -> ReplayReport {
