@@ -13,6 +13,8 @@ pub mod eval;
 pub mod gallery;
 /// The device edge: cameras in; LEDs, relay and display out. Nothing here knows about faces.
 pub mod hw;
+/// Face login: the 1:1 decision over frames at the login threshold, and the per-account limit.
+pub mod login;
 /// Pictures in: still images decoded from files, camera frames and their pixel formats.
 pub mod media;
 /// Model files, checksums, precision variants, and facegate's own tract kernels.
