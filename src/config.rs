@@ -12,6 +12,7 @@ use crate::hw::display::DisplayKind;
 use crate::hw::indicator::LineParams;
 use crate::pipeline::LowLightParams;
 use crate::precision::PrecisionSetting;
+use crate::service::ServiceParams;
 use crate::vision::detect::DetectorParams;
 
 /// Where a door terminal keeps its configuration.
@@ -54,6 +55,8 @@ pub struct Config {
     pub outputs: OutputParams,
     /// `facegate run` / `facegate log`: the decision log.
     pub log: LogParams,
+    /// `facegate run`'s local API, and where the other commands look for it.
+    pub service: ServiceParams,
 }
 
 impl Default for Config {
@@ -70,6 +73,7 @@ impl Default for Config {
             decide: DecideParams::default(),
             outputs: OutputParams::default(),
             log: LogParams::default(),
+            service: ServiceParams::default(),
         }
     }
 }
@@ -156,6 +160,7 @@ impl Config {
         for (p, default) in [
             (&mut config.log.path, &defaults.log.path),
             (&mut config.outputs.png_dir, &defaults.outputs.png_dir),
+            (&mut config.service.socket, &defaults.service.socket),
         ] {
             if p.is_relative() && p != default {
                 *p = base.join(&*p);

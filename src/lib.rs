@@ -20,6 +20,7 @@ pub mod models;
 pub mod onnx_ops;
 pub mod pipeline;
 pub mod precision;
+pub mod service;
 pub mod snapshots;
 pub mod terminal;
 pub mod vision;

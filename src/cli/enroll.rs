@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _, Result};
 use clap::Parser;
@@ -14,13 +13,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use facegate::frame::Frame;
-use facegate::gallery::{Match, Selector};
+use facegate::gallery::Selector;
 use facegate::guided_enrol::{Guide, GuideParams, Pose, Progress};
 use facegate::hw::camera::{Resilient, SourceEvent};
 use facegate::hw::display::Screen;
 use facegate::image_io::load_rgb;
 use facegate::pipeline::{Pipeline, StageTimes};
+use facegate::service::client::{Client, ClientError, Via};
+use facegate::service::ops::{self, Enrolled, Target};
+use facegate::service::protocol::ErrorCode;
 
 use super::Context;
 
@@ -63,77 +66,89 @@ pub struct EnrollArgs {
 }
 
 pub fn run(ctx: &Context, args: EnrollArgs) -> Result<ExitCode> {
-    let embeddings = match &args.from_embed {
-        Some(file) => read_embed_output(ctx, file)?,
-        None if args.camera => from_camera(ctx, &args)?,
-        None => embed_photos(&ctx.pipeline()?, &args.images, args.largest)?,
+    let (enrolled, via) = match ctx.service()? {
+        Some(client) => (through_service(ctx, &args, client)?, Via::Service),
+        None => (in_file(ctx, &args)?, Via::File),
     };
-    let threshold = ctx.threshold()?;
-    let expected = ctx.gallery_id()?;
-    let mut gallery = ctx.load_gallery(&expected)?;
-    let existing = gallery
-        .find(&Selector::Name(args.name.clone()))
-        .map(|p| p.id);
-    if existing.is_some() && !args.append {
-        bail!(
-            "'{}' is already enrolled; use --append to add these photos to them, or remove them first",
-            args.name
-        );
-    }
-
-    // Duplicate check, as door terminals do: one person enrolled under two names weakens both.
-    let mut warnings = Vec::new();
-    for (source, embedding) in &embeddings {
-        if let Match::Known(c) = gallery.best_match(embedding, threshold)? {
-            if Some(c.person_id) != existing {
-                warnings.push(format!(
-                    "{source} looks like already-enrolled {} (id {}, similarity {:.3})",
-                    c.name.as_str(),
-                    c.person_id,
-                    c.similarity
-                ));
-            }
-        }
-    }
-    let vectors: Vec<&[f32]> = embeddings.iter().map(|(_, e)| e.as_slice()).collect();
-    let id = match existing {
-        Some(id) => {
-            gallery.add_templates(id, &vectors)?;
-            id
-        }
-        None => {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            gallery.add_person(&args.name, &vectors, now)?
-        }
-    };
-    ctx.store().save(&gallery)?;
-    let person = gallery.find(&Selector::Id(id)).expect("just added");
-    for w in &warnings {
+    for w in &enrolled.warnings {
         eprintln!("facegate: warning: {w}");
     }
     if ctx.json {
-        println!(
-            "{}",
-            json!({
-                "id": id,
-                "name": person.name.as_str(),
-                "added": vectors.len(),
-                "templates": person.templates.len(),
-                "warnings": warnings,
-            })
-        );
+        let mut out = serde_json::to_value(&enrolled)?;
+        out["via"] = json!(via);
+        println!("{out}");
     } else {
         println!(
-            "enrolled {} (id {}): {} new template(s), {} in all",
-            person.name.as_str(),
-            id,
-            vectors.len(),
-            person.templates.len()
+            "enrolled {} (id {}): {} new template(s), {} in all ({})",
+            enrolled.name,
+            enrolled.id,
+            enrolled.added,
+            enrolled.templates,
+            super::via_text(via, ctx)
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// No service runs: embed here, then change the file under its lock.
+fn in_file(ctx: &Context, args: &EnrollArgs) -> Result<Enrolled> {
+    let faces = match &args.from_embed {
+        Some(file) => read_embed_output(ctx, file)?,
+        None if args.camera => from_camera(ctx, args)?,
+        None => embed_photos(&ctx.pipeline()?, &args.images, args.largest)?,
+    };
+    let threshold = ctx.threshold()?;
+    let (enrolled, _) = ctx.store().update(&ctx.gallery_id()?, |g| {
+        let name = Selector::Name(args.name.clone());
+        let target = match g.find(&name) {
+            Some(_) if args.append => Target::Existing(name),
+            _ => Target::New(args.name.clone()),
+        };
+        ops::enrol(g, &target, &faces, threshold)
+    })?;
+    Ok(enrolled)
+}
+
+/// The service embeds photos itself; embeddings from a file or the camera are sent as they are.
+fn through_service(ctx: &Context, args: &EnrollArgs, mut client: Client) -> Result<Enrolled> {
+    let mut fields = json!({ "largest": args.largest });
+    let ready = match &args.from_embed {
+        Some(file) => Some(read_embed_output(ctx, file)?),
+        None if args.camera => Some(from_camera(ctx, args)?),
+        None => None,
+    };
+    match ready {
+        Some(faces) => {
+            let e: Vec<&Vec<f32>> = faces.iter().map(|(_, e)| e).collect();
+            fields["embeddings"] = json!(e);
+        }
+        None => {
+            let images = args
+                .images
+                .iter()
+                .map(|p| {
+                    let bytes =
+                        std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+                    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            fields["images"] = json!(images);
+        }
+    }
+    let result = if args.append {
+        fields["person"] = json!(args.name);
+        match client.call("append", fields.clone()) {
+            Err(ClientError::Api(e)) if e.code == ErrorCode::NotFound => {
+                fields["name"] = json!(args.name);
+                client.call("enroll", fields)?
+            }
+            other => other?,
+        }
+    } else {
+        fields["name"] = json!(args.name);
+        client.call("enroll", fields)?
+    };
+    Ok(serde_json::from_value(result).context("the service's enroll answer")?)
 }
 
 /// Guide the person at the camera through the poses; one embedding per captured pose. Nothing
@@ -298,34 +313,16 @@ fn embed_photos(
     images: &[PathBuf],
     largest: bool,
 ) -> Result<Vec<(String, Vec<f32>)>> {
-    let mut out = Vec::new();
-    let mut times = StageTimes::default();
-    for path in images {
-        let image = load_rgb(path)?;
-        let analysis = pipeline.analyse(&image, &mut times)?;
-        let mut faces = analysis.faces;
-        let face = match faces.len() {
-            0 => bail!(
-                "{}: no face found; use a photo where the face is clearly visible",
-                path.display()
-            ),
-            1 => faces.remove(0),
-            n if largest => faces
-                .into_iter()
-                .max_by(|a, b| {
-                    let area =
-                        |f: &facegate::pipeline::Face| f.detection.width() * f.detection.height();
-                    area(a).total_cmp(&area(b))
-                })
-                .unwrap_or_else(|| unreachable!("{n} faces")),
-            n => bail!(
-                "{}: {n} faces found; use a photo of the person alone, or --largest",
-                path.display()
-            ),
-        };
-        out.push((path.display().to_string(), face.embedding));
-    }
-    Ok(out)
+    images
+        .iter()
+        .map(|path| {
+            let image = load_rgb(path)?;
+            let label = path.display().to_string();
+            let e = ops::enrolment_face(pipeline, &image, largest, &label)
+                .map_err(anyhow::Error::msg)?;
+            Ok((label, e))
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]

@@ -11,6 +11,7 @@ use facegate::gallery::{EmbedderId, Gallery, GalleryStore, LoadSource};
 use facegate::models::{DetectorManifest, EmbedderManifest, ModelDir, ModelError};
 use facegate::pipeline::{gallery_id, Pipeline};
 use facegate::precision::{self, Precision, PrecisionSetting};
+use facegate::service::client::{Client, Via};
 
 mod bench;
 mod calibrate;
@@ -48,6 +49,10 @@ pub struct Args {
     /// Folder with the ONNX models and manifests [default: found next to the binary]
     #[arg(long, global = true, env = "FACEGATE_MODELS")]
     models: Option<PathBuf>,
+    /// The running service's API socket: enroll, remove, clear, list and identify go through
+    /// it when it answers [default: [service] socket, /run/facegate/api.sock]
+    #[arg(long, global = true, env = "FACEGATE_SOCKET")]
+    socket: Option<PathBuf>,
     /// Machine-readable JSON output (schema in the README)
     #[arg(long, global = true)]
     json: bool,
@@ -239,6 +244,28 @@ impl Context {
         Ok(loaded.gallery)
     }
 
+    /// The service that owns the configured gallery, if one answers on the socket.
+    pub fn service(&self) -> Result<Option<Client>> {
+        Ok(Client::for_gallery(
+            &self.config.service.socket,
+            &self.config.gallery,
+        )?)
+    }
+
+    /// The models as `status` reports them: (file, sha256).
+    pub fn model_files(&self) -> Result<Vec<(String, String)>> {
+        let (e, d) = self.variants()?;
+        Ok([
+            (&e.file, &e.sha256),
+            (&d.pnet.file, &d.pnet.sha256),
+            (&d.rnet.file, &d.rnet.sha256),
+            (&d.onet.file, &d.onet.sha256),
+        ]
+        .into_iter()
+        .map(|(f, s)| (f.clone(), s.clone()))
+        .collect())
+    }
+
     /// The open-set threshold: the config's, else the embedder's calibrated default.
     pub fn threshold(&self) -> Result<f32> {
         Ok(match self.config.matching.threshold {
@@ -263,6 +290,9 @@ fn load_config(args: &Args) -> Result<Config> {
     if let Some(p) = args.precision {
         config.precision = p;
     }
+    if let Some(s) = &args.socket {
+        config.service.socket = s.clone();
+    }
     Ok(config)
 }
 
@@ -286,6 +316,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Run(a) => run::run(&ctx, a),
         Command::Log(a) => log::run(&ctx, a),
         Command::Doctor => unreachable!("handled above"),
+    }
+}
+
+/// How a command's text output names the path it took.
+pub fn via_text(via: Via, ctx: &Context) -> String {
+    match via {
+        Via::Service => format!("via the service at {}", ctx.config.service.socket.display()),
+        Via::File => format!("directly in {}", ctx.config.gallery.display()),
     }
 }
 

@@ -5,6 +5,7 @@
 //! embedder that made its templates: similarities between two embedders' vectors mean nothing,
 //! so a gallery never mixes them. [`store`] keeps a gallery on disk.
 
+pub mod live;
 pub mod store;
 
 use std::collections::HashSet;
@@ -13,7 +14,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use store::{inspect, FormatError, GalleryStore, HeaderSummary, LoadSource, Loaded};
+pub use store::{
+    inspect, FormatError, GalleryLock, GalleryStore, HeaderSummary, LoadSource, Loaded,
+};
 
 /// Longest person name, in bytes of UTF-8.
 pub const MAX_NAME_BYTES: usize = 64;
@@ -80,6 +83,13 @@ pub enum GalleryError {
     TooLarge(usize),
     #[error("encoding the gallery: {0}")]
     Encode(postcard::Error),
+    #[error(
+        "the gallery {} is in use by the running {holder}: change it through the service \
+         (facegate does so when the service's socket answers: check [service] socket and that \
+         you may use it), or stop the service first",
+        path.display()
+    )]
+    Leased { path: PathBuf, holder: String },
 }
 
 /// Which embedder made a gallery's templates.
