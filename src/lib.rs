@@ -17,6 +17,8 @@ pub mod hw;
 pub mod media;
 /// Model files, checksums, precision variants, and facegate's own tract kernels.
 pub mod runtime;
+/// What every command loads: config with overrides, models in their precision, the gallery.
+pub mod setup;
 /// The door terminal over time: the run loop, tracks and decisions, guided enrolment, the log.
 pub mod terminal;
 /// The pure vision core: detect, align, embed, quality, enhance, and the per-image pipeline.
