@@ -11,10 +11,14 @@ pub mod config;
 pub mod eval;
 /// Enrolled people, their templates, 1:N search, and the gallery file on disk.
 pub mod gallery;
+/// The checks behind `facegate doctor`: config, models, gallery, devices, log, disk.
+pub mod health;
 /// The device edge: cameras in; LEDs, relay and display out. Nothing here knows about faces.
 pub mod hw;
 /// Pictures in: still images decoded from files, camera frames and their pixel formats.
 pub mod media;
+/// Speed, measured: per-stage bench and the comparison against onnxruntime.
+pub mod perf;
 /// Model files, checksums, precision variants, and facegate's own tract kernels.
 pub mod runtime;
 /// What every command loads: config with overrides, models in their precision, the gallery.

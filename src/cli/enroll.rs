@@ -144,12 +144,13 @@ fn from_camera(ctx: &Context, args: &EnrollArgs) -> Result<Vec<(String, Vec<f32>
         camera.source = s.clone();
     }
     let pipeline = ctx.pipeline()?;
-    let (mut open, is_device) = super::run::opener(&camera)?;
+    let (mut open, is_device) = facegate::terminal::devices::opener(&camera)?;
     if !is_device {
         open().map_err(anyhow::Error::from)?;
     }
     let mut source = Resilient::new(open, camera.backoff());
-    let mut display = super::run::display(ctx, args.display_png.as_deref())?;
+    let mut display =
+        facegate::terminal::devices::display(&ctx.config.outputs, args.display_png.as_deref())?;
     let mut show = |screen: &Screen| {
         if let Some(d) = display.as_mut() {
             if let Err(e) = d.show(screen) {

@@ -10,22 +10,11 @@ use facegate::config::Config;
 use facegate::runtime::precision::PrecisionSetting;
 use facegate::setup::{Overrides, Setup};
 
-// Moved out of cli/; the next commit turns it into library code.
-#[path = "../perf/bench.rs"]
 mod bench;
-// Moved out of cli/; the next commit turns it into library code.
-#[path = "../eval/calibrate.rs"]
 mod calibrate;
-// Moved out of cli/; the next commit turns it into library code.
-#[path = "../perf/compare.rs"]
-mod compare;
-// Moved out of cli/; the next commit turns it into library code.
-#[path = "../health/mod.rs"]
 mod doctor;
 mod embed;
 mod enroll;
-// Moved out of cli/; the next commit turns it into library code.
-#[path = "../eval/protocols.rs"]
 mod eval;
 mod identify;
 mod log;
@@ -163,5 +152,3 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Doctor => unreachable!("handled above"),
     }
 }
-
-pub use facegate::setup::missed;

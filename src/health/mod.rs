@@ -1,4 +1,4 @@
-//! `facegate doctor`: can this machine run the terminal as configured? Checks the config, the
+//! The health checks behind `facegate doctor`: can this machine run the terminal as configured? Checks the config, the
 //! models' checksums, the gallery, the camera, the GPIO lines, the display, the decision log and
 //! free disk, through the same code `facegate run` uses where that code has no side effects.
 //! Each check is OK, WARN (works, but look at it) or FAIL (will not work), with a one-line fix.
@@ -7,24 +7,19 @@ use std::fs::{self, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
-use anyhow::Result;
 use serde::Serialize;
-use serde_json::json;
 
-use facegate::config::{Config, IndicatorKind, OutputParams, SYSTEM_CONFIG};
-use facegate::gallery::store::decode;
-use facegate::gallery::{EmbedderId, GalleryError, GalleryStore, LoadSource};
-use facegate::hw::camera::{CameraParams, DirSource};
-use facegate::hw::display::{DisplayKind, FramebufferDisplay};
-use facegate::hw::indicator::LineParams;
-use facegate::runtime::models::ModelDir;
-use facegate::runtime::precision::Precision;
-use facegate::terminal::events::{read_log, LogParams};
-use facegate::vision::pipeline::gallery_id;
-
-use super::Args;
+use crate::config::{Config, IndicatorKind, OutputParams};
+use crate::gallery::store::decode;
+use crate::gallery::{EmbedderId, GalleryError, GalleryStore, LoadSource};
+use crate::hw::camera::{CameraParams, DirSource};
+use crate::hw::display::{DisplayKind, FramebufferDisplay};
+use crate::hw::indicator::LineParams;
+use crate::runtime::models::ModelDir;
+use crate::runtime::precision::Precision;
+use crate::terminal::events::{read_log, LogParams};
+use crate::vision::pipeline::gallery_id;
 
 /// Below this much free space the filesystem is close to full (a log rotation, a gallery save
 /// and the system's own logs compete for it).
@@ -32,22 +27,22 @@ const LOW_DISK_BYTES: u64 = 64 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-enum Status {
+pub enum Status {
     Ok,
     Warn,
     Fail,
 }
 
 #[derive(Debug, Serialize)]
-struct Check {
-    check: String,
-    status: Status,
-    detail: String,
+pub struct Check {
+    pub check: String,
+    pub status: Status,
+    pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    fix: Option<String>,
+    pub fix: Option<String>,
 }
 
-fn ok(check: &str, detail: impl Into<String>) -> Check {
+pub fn ok(check: &str, detail: impl Into<String>) -> Check {
     Check {
         check: check.to_string(),
         status: Status::Ok,
@@ -56,7 +51,7 @@ fn ok(check: &str, detail: impl Into<String>) -> Check {
     }
 }
 
-fn warn(check: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+pub fn warn(check: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
     Check {
         check: check.to_string(),
         status: Status::Warn,
@@ -65,7 +60,7 @@ fn warn(check: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check
     }
 }
 
-fn fail(check: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+pub fn fail(check: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
     Check {
         check: check.to_string(),
         status: Status::Fail,
@@ -74,47 +69,8 @@ fn fail(check: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check
     }
 }
 
-pub fn run(args: &Args) -> Result<ExitCode> {
-    let mut checks = Vec::new();
-    let file = args.config.clone().or_else(|| {
-        Path::new(SYSTEM_CONFIG)
-            .is_file()
-            .then(|| SYSTEM_CONFIG.into())
-    });
-    match super::load_config(args) {
-        Ok(config) => {
-            checks.push(ok(
-                "config",
-                match &file {
-                    Some(f) => format!("{} parses", f.display()),
-                    None => format!("no {SYSTEM_CONFIG}: built-in defaults"),
-                },
-            ));
-            check_all(&config, &mut checks);
-        }
-        Err(e) => checks.push(fail(
-            "config",
-            // toml's message spans lines (a source excerpt): one line per check here.
-            format!("{e:#}")
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .collect::<Vec<_>>()
-                .join(" "),
-            "correct the file (every key is listed in /etc/facegate/config.toml as shipped); \
-             the other checks need a config that parses",
-        )),
-    }
-    report(&checks, args.json);
-    let failed = checks.iter().any(|c| c.status == Status::Fail);
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-fn check_all(config: &Config, checks: &mut Vec<Check>) {
+/// Every check of a machine whose config parsed, in the order a person fixes things.
+pub fn check_all(config: &Config, checks: &mut Vec<Check>) {
     let models = check_models(config, checks);
     check_gallery(config, models.as_ref(), checks);
     checks.push(check_camera(&config.camera));
@@ -122,31 +78,6 @@ fn check_all(config: &Config, checks: &mut Vec<Check>) {
     checks.push(check_display(&config.outputs));
     checks.push(check_log(&config.log));
     check_disk(config, checks);
-}
-
-fn report(checks: &[Check], as_json: bool) {
-    let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
-    let (oks, warns, fails) = (count(Status::Ok), count(Status::Warn), count(Status::Fail));
-    if as_json {
-        println!(
-            "{}",
-            json!({ "checks": checks, "ok": oks, "warn": warns, "fail": fails })
-        );
-        return;
-    }
-    let width = checks.iter().map(|c| c.check.len()).max().unwrap_or(0);
-    for c in checks {
-        let tag = match c.status {
-            Status::Ok => "OK",
-            Status::Warn => "WARN",
-            Status::Fail => "FAIL",
-        };
-        println!("{tag:<5} {:<width$} {}", c.check, c.detail);
-        if let Some(fix) = &c.fix {
-            println!("{:<w$} fix: {fix}", "", w = width + 6);
-        }
-    }
-    println!("facegate doctor: {oks} OK, {warns} warning(s), {fails} failure(s)");
 }
 
 /// Every model file named by a manifest against its checksum. Returns the folder when its
@@ -216,7 +147,7 @@ fn check_models(config: &Config, checks: &mut Vec<Check>) -> Option<ModelDir> {
     for id in dir.embedder_ids() {
         match dir.embedder_manifest(&id) {
             Ok(m) => files.push((
-                facegate::runtime::models::NetFile {
+                crate::runtime::models::NetFile {
                     file: m.file,
                     sha256: m.sha256,
                 },

@@ -2,6 +2,7 @@
 //! gallery into the [`Decider`], decisions out to the indicator, display and decision log.
 
 pub mod decide;
+pub mod devices;
 pub mod events;
 pub mod guided_enrol;
 pub mod snapshots;
