@@ -7,15 +7,18 @@
 //! into accept / unknown, [`terminal`] runs that loop and drives [`hw::indicator`],
 //! [`hw::display`] and the [`events`] log.
 
+pub mod attendance;
 pub mod config;
 pub mod decide;
 pub mod eval;
+pub mod event_chain;
 pub mod events;
 pub mod frame;
 pub mod gallery;
 pub mod guided_enrol;
 pub mod hw;
 pub mod image_io;
+pub mod keys;
 pub mod models;
 pub mod onnx_ops;
 pub mod pipeline;

@@ -45,6 +45,10 @@ pub struct Args {
     /// once on this device) [default: from the config, else fp32]
     #[arg(long, global = true, env = "FACEGATE_PRECISION")]
     precision: Option<PrecisionSetting>,
+    /// Key file the gallery and decision log are sealed with [default: [security] key_file,
+    /// else ~/.config/facegate/gallery.key]
+    #[arg(long, global = true, env = "FACEGATE_KEY_FILE")]
+    key_file: Option<PathBuf>,
     /// Folder with the ONNX models and manifests [default: found next to the binary]
     #[arg(long, global = true, env = "FACEGATE_MODELS")]
     models: Option<PathBuf>,
@@ -215,9 +219,32 @@ impl Context {
         Ok((embedder, dir.detector_variant(choice.detector)?))
     }
 
-    /// The gallery's store, at the configured path.
+    /// The gallery's store, at the configured path, with the configured key file.
     pub fn store(&self) -> GalleryStore {
-        GalleryStore::new(&self.config.gallery)
+        GalleryStore::new(&self.config.gallery).with_key_file(self.config.key_file())
+    }
+
+    /// Save the gallery, telling the user about a new key file or a migrated plain gallery.
+    pub fn save_gallery(&self, gallery: &Gallery) -> Result<()> {
+        let store = self.store();
+        let saved = store.save(gallery)?;
+        if saved.key_created {
+            eprintln!(
+                "facegate: created the key file {} (mode 0600): keep a copy of it somewhere \
+                 safe; without it the gallery cannot be read",
+                store.key_file().path().display()
+            );
+        }
+        if saved.migrated_plain {
+            eprintln!(
+                "facegate: the gallery {} is now encrypted; the previous, unencrypted version \
+                 is kept as {} until the next change (delete it once you have checked the \
+                 new one)",
+                store.path().display(),
+                store.backup_path().display()
+            );
+        }
+        Ok(())
     }
 
     /// The gallery identity of the configured embedder, without loading the model.
@@ -262,6 +289,9 @@ fn load_config(args: &Args) -> Result<Config> {
     }
     if let Some(p) = args.precision {
         config.precision = p;
+    }
+    if let Some(k) = &args.key_file {
+        config.security.key_file = Some(k.clone());
     }
     Ok(config)
 }
