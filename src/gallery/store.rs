@@ -643,7 +643,8 @@ impl GalleryStore {
 }
 
 fn read_gallery(path: &Path, key: Option<&GalleryKey>) -> Result<Gallery, GalleryError> {
-    let bytes = Zeroizing::new(fs::read(path).map_err(io_err("reading", path))?);
+    // Not wiped: a sealed file's bytes are ciphertext (the decrypted body is wiped in decode).
+    let bytes = fs::read(path).map_err(io_err("reading", path))?;
     decode(&bytes, key).map_err(|error| GalleryError::Unreadable {
         path: path.to_path_buf(),
         error,
