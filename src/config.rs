@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::decide::DecideParams;
-use crate::events::LogParams;
 use crate::hw::camera::CameraParams;
 use crate::hw::display::DisplayKind;
 use crate::hw::indicator::LineParams;
-use crate::pipeline::LowLightParams;
-use crate::precision::PrecisionSetting;
+use crate::runtime::precision::PrecisionSetting;
+use crate::terminal::decide::DecideParams;
+use crate::terminal::events::LogParams;
 use crate::vision::detect::DetectorParams;
+use crate::vision::pipeline::LowLightParams;
 
 /// Where a door terminal keeps its configuration.
 pub const SYSTEM_CONFIG: &str = "/etc/facegate/config.toml";

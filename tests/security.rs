@@ -11,10 +11,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use facegate::events::{Event, EventLog, EventOutcome, LogParams};
 use facegate::gallery::store::encode_plain_v1;
 use facegate::gallery::{Gallery, GalleryStore};
 use facegate::keys::KeyFile;
+use facegate::terminal::events::{Event, EventLog, EventOutcome, LogParams};
 use serde_json::Value;
 
 fn run(args: &[&str], gallery: &Path, key: &Path) -> Output {
@@ -429,7 +429,7 @@ fn log_verify_names_the_record_an_edit_deletion_reordering_or_truncation_broke()
     let (passed, text) = verify(&log, &other);
     assert!(!passed && text.contains("another key file"), "{text}");
     // A deleted head file: cannot tell whether the end was cut.
-    fs::remove_file(facegate::event_chain::head_path(&log)).unwrap();
+    fs::remove_file(facegate::terminal::event_chain::head_path(&log)).unwrap();
     let (passed, text) = verify(&log, &key);
     assert!(!passed && text.contains("head file is missing"), "{text}");
 }

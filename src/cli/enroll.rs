@@ -14,13 +14,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use facegate::frame::Frame;
 use facegate::gallery::{Match, Selector};
-use facegate::guided_enrol::{Guide, GuideParams, Pose, Progress};
 use facegate::hw::camera::{Resilient, SourceEvent};
 use facegate::hw::display::Screen;
-use facegate::image_io::load_rgb;
-use facegate::pipeline::{Pipeline, StageTimes};
+use facegate::media::frame::Frame;
+use facegate::media::image_io::load_rgb;
+use facegate::terminal::guided_enrol::{Guide, GuideParams, Pose, Progress};
+use facegate::vision::pipeline::{Pipeline, StageTimes};
 
 use super::Context;
 
@@ -156,12 +156,13 @@ fn from_camera(ctx: &Context, args: &EnrollArgs) -> Result<Vec<(String, Vec<f32>
         camera.source = s.clone();
     }
     let pipeline = ctx.pipeline()?;
-    let (mut open, is_device) = super::run::opener(&camera)?;
+    let (mut open, is_device) = facegate::terminal::devices::opener(&camera)?;
     if !is_device {
         open().map_err(anyhow::Error::from)?;
     }
     let mut source = Resilient::new(open, camera.backoff());
-    let mut display = super::run::display(ctx, args.display_png.as_deref())?;
+    let mut display =
+        facegate::terminal::devices::display(&ctx.config.outputs, args.display_png.as_deref())?;
     let mut show = |screen: &Screen| {
         if let Some(d) = display.as_mut() {
             if let Err(e) = d.show(screen) {
@@ -325,8 +326,9 @@ fn embed_photos(
             n if largest => faces
                 .into_iter()
                 .max_by(|a, b| {
-                    let area =
-                        |f: &facegate::pipeline::Face| f.detection.width() * f.detection.height();
+                    let area = |f: &facegate::vision::pipeline::Face| {
+                        f.detection.width() * f.detection.height()
+                    };
                     area(a).total_cmp(&area(b))
                 })
                 .unwrap_or_else(|| unreachable!("{n} faces")),

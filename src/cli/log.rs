@@ -8,10 +8,10 @@ use anyhow::Result;
 use clap::Parser;
 use serde_json::json;
 
-use facegate::attendance::{self, Filter};
-use facegate::event_chain::{self, LogKey};
-use facegate::events::{read_log, EventOutcome};
 use facegate::keys::KeyFile;
+use facegate::terminal::attendance::{self, Filter};
+use facegate::terminal::event_chain::{self, LogKey};
+use facegate::terminal::events::{read_log, EventOutcome};
 
 use super::Context;
 
@@ -39,7 +39,7 @@ pub struct LogArgs {
     name: Option<String>,
 }
 
-pub use facegate::attendance::rfc3339;
+pub use facegate::terminal::attendance::rfc3339;
 
 pub fn run(ctx: &Context, args: LogArgs) -> Result<ExitCode> {
     let mut params = ctx.config.log.clone();
@@ -100,7 +100,7 @@ pub fn run(ctx: &Context, args: LogArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(ctx: &Context, params: &facegate::events::LogParams) -> Result<ExitCode> {
+fn verify(ctx: &Context, params: &facegate::terminal::events::LogParams) -> Result<ExitCode> {
     let key_file = KeyFile::new(ctx.config.key_file());
     let key = LogKey::new(&key_file.load()?);
     let v = event_chain::verify(params, &key)?;

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use facegate::image_io::load_rgb;
-use facegate::models::ModelDir;
-use facegate::pipeline::{Analysis, LowLightParams, Pipeline, StageTimes};
+use facegate::media::image_io::load_rgb;
+use facegate::runtime::models::ModelDir;
 use facegate::vision::detect::DetectorParams;
+use facegate::vision::pipeline::{Analysis, LowLightParams, Pipeline, StageTimes};
 
 /// `../shared/data` beside the checkout (or `FACEGATE_DATA`), if present.
 pub fn data_dir() -> Option<PathBuf> {

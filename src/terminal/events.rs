@@ -1,6 +1,6 @@
 //! The decision log: one record per decision, appended and synced before the next, rotated by
 //! size (and pruned by age), every record chained to the one before by an HMAC
-//! ([`crate::event_chain`]). Each record is `length (u32 LE) | crc32 (u32 LE) | payload`, the
+//! ([`crate::terminal::event_chain`]). Each record is `length (u32 LE) | crc32 (u32 LE) | payload`, the
 //! payload `postcard((seq, entry))` followed by its 32-byte MAC, so a record torn by a power cut
 //! is detected by its length or checksum without the key and skipped; the writer cuts such a
 //! tail off before appending again. Each file starts with an anchor record that continues the
@@ -13,8 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event_chain::{self, Head, LogKey, MacBytes, MAC_LEN};
 use crate::keys::MasterKey;
+use crate::terminal::event_chain::{self, Head, LogKey, MacBytes, MAC_LEN};
 
 const MAGIC: &[u8; 8] = b"FGEVLOG2";
 /// The format before the chain: read, never appended to (the writer rotates it away).
@@ -539,7 +539,7 @@ pub struct LogContents {
     pub damaged: Vec<(PathBuf, u64)>,
 }
 
-/// Read the decisions (no key needed; [`crate::event_chain::verify`] checks the chain).
+/// Read the decisions (no key needed; [`crate::terminal::event_chain::verify`] checks the chain).
 pub fn read_log(params: &LogParams) -> Result<LogContents, EventLogError> {
     let mut out = LogContents::default();
     for file in log_files(params) {

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use crate::events::{EventOutcome, LogContents};
+use crate::terminal::events::{EventOutcome, LogContents};
 
 /// Which decisions to export.
 #[derive(Clone, Debug, Default)]

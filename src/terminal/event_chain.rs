@@ -14,8 +14,8 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::events::{self, Entry, EventLogError, LogParams, RawRecord};
 use crate::keys::MasterKey;
+use crate::terminal::events::{self, Entry, EventLogError, LogParams, RawRecord};
 
 pub const MAC_LEN: usize = 32;
 pub type MacBytes = [u8; MAC_LEN];
