@@ -15,6 +15,8 @@ pub mod gallery;
 pub mod health;
 /// The device edge: cameras in; LEDs, relay and display out. Nothing here knows about faces.
 pub mod hw;
+/// The key file: one secret behind the gallery's sealing and the decision log's chain.
+pub mod keys;
 /// Pictures in: still images decoded from files, camera frames and their pixel formats.
 pub mod media;
 /// Speed, measured: per-stage bench and the comparison against onnxruntime.

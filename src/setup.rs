@@ -36,6 +36,7 @@ pub struct Overrides {
     pub embedder: Option<String>,
     pub models: Option<PathBuf>,
     pub precision: Option<PrecisionSetting>,
+    pub key_file: Option<PathBuf>,
 }
 
 impl Overrides {
@@ -53,6 +54,9 @@ impl Overrides {
         }
         if let Some(p) = self.precision {
             config.precision = p;
+        }
+        if let Some(k) = &self.key_file {
+            config.security.key_file = Some(k.clone());
         }
         Ok(config)
     }
@@ -196,9 +200,32 @@ impl Setup {
         Ok((embedder, dir.detector_variant(choice.detector)?))
     }
 
-    /// The gallery's store, at the configured path.
+    /// The gallery's store, at the configured path, with the configured key file.
     pub fn store(&self) -> GalleryStore {
-        GalleryStore::new(&self.config.gallery)
+        GalleryStore::new(&self.config.gallery).with_key_file(self.config.key_file())
+    }
+
+    /// Save the gallery, telling the user about a new key file or a migrated plain gallery.
+    pub fn save_gallery(&self, gallery: &Gallery) -> Result<(), SetupError> {
+        let store = self.store();
+        let saved = store.save(gallery)?;
+        if saved.key_created {
+            eprintln!(
+                "facegate: created the key file {} (mode 0600): keep a copy of it somewhere \
+                 safe; without it the gallery cannot be read",
+                store.key_file().path().display()
+            );
+        }
+        if saved.migrated_plain {
+            eprintln!(
+                "facegate: the gallery {} is now encrypted; the previous, unencrypted version \
+                 is kept as {} until the next change (delete it once you have checked the \
+                 new one)",
+                store.path().display(),
+                store.backup_path().display()
+            );
+        }
+        Ok(())
     }
 
     /// The gallery identity of the configured embedder, without loading the model.

@@ -25,6 +25,10 @@ pub struct EnrollArgs {
     /// The person's name (1–64 bytes, unique in the gallery)
     #[arg(long)]
     name: String,
+    /// Link the person to this Unix account (login stations: `pam_facegate` checks this
+    /// person's face for that login); a login belongs to one person at most
+    #[arg(long, value_name = "LOGIN")]
+    user: Option<String>,
     /// Photos of the person, one face each
     #[arg(required_unless_present_any = ["from_embed", "camera"])]
     images: Vec<PathBuf>,
@@ -59,6 +63,10 @@ pub struct EnrollArgs {
 }
 
 pub fn run(ctx: &Context, args: EnrollArgs) -> Result<ExitCode> {
+    // A bad login is refused before the models run.
+    if let Some(login) = &args.user {
+        facegate::gallery::validate_login(login)?;
+    }
     let embeddings = match &args.from_embed {
         Some(file) => read_embed_output(ctx, file)?,
         None if args.camera => {
@@ -118,7 +126,10 @@ pub fn run(ctx: &Context, args: EnrollArgs) -> Result<ExitCode> {
             gallery.add_person(&args.name, &vectors, now)?
         }
     };
-    ctx.store().save(&gallery)?;
+    if let Some(login) = &args.user {
+        gallery.link_user(&Selector::Id(id), Some(login))?;
+    }
+    ctx.save_gallery(&gallery)?;
     let person = gallery.find(&Selector::Id(id)).expect("just added");
     for w in &warnings {
         eprintln!("facegate: warning: {w}");
@@ -131,6 +142,7 @@ pub fn run(ctx: &Context, args: EnrollArgs) -> Result<ExitCode> {
                 "name": person.name.as_str(),
                 "added": vectors.len(),
                 "templates": person.templates.len(),
+                "user": person.user.as_deref(),
                 "warnings": warnings,
             })
         );

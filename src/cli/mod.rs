@@ -42,6 +42,10 @@ pub struct Args {
     /// once on this device) [default: from the config, else fp32]
     #[arg(long, global = true, env = "FACEGATE_PRECISION")]
     precision: Option<PrecisionSetting>,
+    /// Key file the gallery and decision log are sealed with [default: [security] key_file,
+    /// else ~/.config/facegate/gallery.key]
+    #[arg(long, global = true, env = "FACEGATE_KEY_FILE")]
+    key_file: Option<PathBuf>,
     /// Folder with the ONNX models and manifests [default: found next to the binary]
     #[arg(long, global = true, env = "FACEGATE_MODELS")]
     models: Option<PathBuf>,
@@ -121,6 +125,7 @@ impl Args {
             embedder: self.embedder.clone(),
             models: self.models.clone(),
             precision: self.precision,
+            key_file: self.key_file.clone(),
         }
     }
 }

@@ -142,7 +142,11 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
     }
     let mut source = Resilient::new(open, camera.backoff());
     let display = devices::display(&ctx.config.outputs, args.display_png.as_deref())?;
-    let events = EventLog::open(&log_params)
+    let key = facegate::keys::KeyFile::new(ctx.config.key_file())
+        .load_or_create()
+        .with_context(|| "the decision log is chained with the key file's key")?
+        .0;
+    let events = EventLog::open(&log_params, &key)
         .with_context(|| format!("opening the decision log {}", log_params.path.display()))?;
     let mut terminal = Terminal {
         pipeline: &pipeline,

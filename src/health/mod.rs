@@ -11,13 +11,16 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::{Config, IndicatorKind, OutputParams};
-use crate::gallery::store::decode;
+use crate::gallery::seal::GalleryKey;
+use crate::gallery::store::{decode, inspect};
 use crate::gallery::{EmbedderId, GalleryError, GalleryStore, LoadSource};
 use crate::hw::camera::{CameraParams, DirSource};
 use crate::hw::display::{DisplayKind, FramebufferDisplay};
 use crate::hw::indicator::LineParams;
+use crate::keys::{KeyError, KeyFile};
 use crate::runtime::models::ModelDir;
 use crate::runtime::precision::Precision;
+use crate::terminal::event_chain::{self, LogKey};
 use crate::terminal::events::{read_log, LogParams};
 use crate::vision::pipeline::gallery_id;
 
@@ -73,10 +76,14 @@ pub fn fail(check: &str, detail: impl Into<String>, fix: impl Into<String>) -> C
 pub fn check_all(config: &Config, checks: &mut Vec<Check>) {
     let models = check_models(config, checks);
     check_gallery(config, models.as_ref(), checks);
+    check_key(config, checks);
     checks.push(check_camera(&config.camera));
     checks.push(check_indicator(&config.outputs));
     checks.push(check_display(&config.outputs));
     checks.push(check_log(&config.log));
+    if let Some(c) = check_log_chain(config) {
+        checks.push(c);
+    }
     check_disk(config, checks);
 }
 
@@ -180,7 +187,7 @@ fn enroll_hint(config: &Config) -> String {
 
 /// The gallery through the store `facegate run` loads it with, its backup and its mode.
 fn check_gallery(config: &Config, models: Option<&ModelDir>, checks: &mut Vec<Check>) {
-    let store = GalleryStore::new(&config.gallery);
+    let store = GalleryStore::new(&config.gallery).with_key_file(config.key_file());
     let path = store.path().display().to_string();
     let expected: EmbedderId = match models
         .ok_or_else(|| "the models could not be read".to_string())
@@ -267,7 +274,8 @@ fn check_gallery(config: &Config, models: Option<&ModelDir>, checks: &mut Vec<Ch
             } else {
                 ok("gallery", format!("{path}: checksum ok, {contents}"))
             });
-            checks.push(check_backup(&backup, &expected));
+            let key = store.key_file().load().ok().map(|k| GalleryKey::new(&k));
+            checks.push(check_backup(&backup, &expected, key.as_ref()));
         }
     }
     if let Ok(meta) = fs::metadata(store.path()) {
@@ -283,7 +291,7 @@ fn check_gallery(config: &Config, models: Option<&ModelDir>, checks: &mut Vec<Ch
     check_gallery_folder(config, checks);
 }
 
-fn check_backup(backup: &Path, expected: &EmbedderId) -> Check {
+fn check_backup(backup: &Path, expected: &EmbedderId, key: Option<&GalleryKey>) -> Check {
     let name = "gallery backup";
     let shown = backup.display();
     match fs::read(backup) {
@@ -298,7 +306,7 @@ fn check_backup(backup: &Path, expected: &EmbedderId) -> Check {
             format!("{shown}: {e}"),
             "make it readable by the service user",
         ),
-        Ok(bytes) => match decode(&bytes) {
+        Ok(bytes) => match decode(&bytes, key) {
             Ok(g) if g.embedder() == expected => {
                 ok(name, format!("{shown}: checksum ok, {} people", g.len()))
             }
@@ -314,6 +322,96 @@ fn check_backup(backup: &Path, expected: &EmbedderId) -> Check {
             ),
         },
     }
+}
+
+/// The key file: present (or not needed yet), owner-only, outside the gallery's folder, and the
+/// key the gallery was sealed with; a gallery or backup still in the plain format is named.
+fn check_key(config: &Config, checks: &mut Vec<Check>) {
+    let name = "key file";
+    let key_file = KeyFile::new(config.key_file());
+    let shown = key_file.path().display().to_string();
+    let header = inspect(&config.gallery).ok();
+    let restore = "restore the key file from your copy, or set [security] key_file to it";
+    match key_file.load() {
+        Err(KeyError::Missing { .. }) if header.as_ref().is_some_and(|h| h.is_sealed()) => checks
+            .push(fail(
+                name,
+                format!("{shown} does not exist, but the gallery is encrypted"),
+                restore,
+            )),
+        Err(KeyError::Missing { .. }) => checks.push(ok(
+            name,
+            format!("{shown} does not exist yet: the next enroll creates it (0600)"),
+        )),
+        Err(e @ KeyError::LooseMode { .. }) => {
+            checks.push(fail(name, e.to_string(), format!("chmod 600 {shown}")))
+        }
+        Err(e) => checks.push(fail(name, e.to_string(), restore)),
+        Ok(key) => {
+            let id = key.key_id();
+            match header.as_ref().and_then(|h| h.key_id) {
+                Some(g) if g != id => checks.push(fail(
+                    name,
+                    format!(
+                        "{shown} (key id {}) is not the key the gallery was sealed with (key id \
+                         {})",
+                        hex::encode(id),
+                        hex::encode(g)
+                    ),
+                    restore,
+                )),
+                _ => checks.push(ok(
+                    name,
+                    format!("{shown}: mode 0600, key id {}", hex::encode(id)),
+                )),
+            }
+        }
+    }
+    if parent_dir(key_file.path()).canonicalize().ok()
+        == parent_dir(&config.gallery).canonicalize().ok()
+        && parent_dir(key_file.path()).exists()
+    {
+        checks.push(fail(
+            name,
+            format!("{shown} is in the gallery's folder: a copy of the folder carries the key"),
+            "move the key file elsewhere and set [security] key_file to it",
+        ));
+    }
+    let backup = crate::gallery::GalleryStore::new(&config.gallery).backup_path();
+    for (what, path) in [
+        ("gallery", config.gallery.clone()),
+        ("gallery backup", backup),
+    ] {
+        if inspect(&path).is_ok_and(|h| !h.is_sealed()) {
+            checks.push(warn(
+                "encryption",
+                format!("the {what} {} is not encrypted (format 1)", path.display()),
+                "enroll or remove once: each save encrypts the gallery, and the one after it \
+                 replaces the plain backup",
+            ));
+        }
+    }
+}
+
+/// The decision log's MAC chain, when there is a log and a key.
+fn check_log_chain(config: &Config) -> Option<Check> {
+    let key = KeyFile::new(config.key_file()).load().ok()?;
+    let v = event_chain::verify(&config.log, &LogKey::new(&key)).ok()?;
+    if v.files.is_empty() {
+        return None;
+    }
+    Some(match v.first_problem {
+        None => ok(
+            "log chain",
+            format!("{} records verified, chain intact", v.records),
+        ),
+        Some(p) => fail(
+            "log chain",
+            p.to_string(),
+            "keep the log as evidence (facegate log --verify names the record); move it aside \
+             to start a new chain",
+        ),
+    })
 }
 
 /// Enrolment saves next to the gallery: its folder must exist and be writable.

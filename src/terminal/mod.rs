@@ -1,9 +1,11 @@
 //! The run loop of a door terminal: frames from a [`Resilient`] source through the pipeline and
 //! gallery into the [`Decider`], decisions out to the indicator, display and decision log.
 
+pub mod attendance;
 pub mod camera_enrol;
 pub mod decide;
 pub mod devices;
+pub mod event_chain;
 pub mod events;
 pub mod guided_enrol;
 pub mod snapshots;
