@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::eval::metrics::{rate_at_or_above, threshold_at_far};
@@ -69,11 +68,7 @@ pub fn calibrate(setup: &Setup, source: &ScoreSource, target_far: f64) -> Result
 type Scores = (Vec<f32>, Vec<f32>, usize, Vec<String>);
 
 fn embed_with_progress(pipeline: &Pipeline, images: &[PathBuf]) -> Result<Vec<Option<Vec<f32>>>> {
-    let bar = ProgressBar::new(images.len() as u64).with_style(
-        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} images, {eta} left")
-            .expect("valid template"),
-    );
-    bar.set_message("embedding");
+    let bar = super::embedding_bar(images.len());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let out = central_embeddings(pipeline, images, threads, &|| bar.inc(1))?;
     bar.finish_and_clear();

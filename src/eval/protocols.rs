@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
 use crate::eval::cache::{self, CacheKey, CacheStats, EmbeddingCache};
@@ -271,11 +270,7 @@ impl Runner {
 
     /// The central-face embedding of each image (`None`: no face), with a progress bar.
     fn embed(&mut self, images: &[PathBuf]) -> Result<Vec<Option<Vec<f32>>>> {
-        let bar = ProgressBar::new(images.len() as u64).with_style(
-            ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} images, {eta} left")
-                .expect("valid template"),
-        );
-        bar.set_message("embedding");
+        let bar = super::embedding_bar(images.len());
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let (out, stats) =
             self.cache
