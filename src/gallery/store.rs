@@ -166,14 +166,19 @@ pub fn encode(gallery: &Gallery, key: &GalleryKey) -> Result<Vec<u8>, GalleryErr
         nonce,
         body_len,
     );
-    let mut out = postcard::to_allocvec(&prefix).map_err(GalleryError::Encode)?;
-    let body = seal::seal(key, &nonce, &out, &plain);
+    let header = postcard::to_allocvec(&prefix).map_err(GalleryError::Encode)?;
+    let body = seal::seal(key, &nonce, &header, &plain);
     debug_assert_eq!(body.len(), sealed_len);
+    finish_file(header, &body)
+}
+
+/// The encoded header `prefix`, then the CRC-32 over header and body, then the body.
+fn finish_file(prefix: Vec<u8>, body: &[u8]) -> Result<Vec<u8>, GalleryError> {
     let mut crc = crc32fast::Hasher::new();
-    crc.update(&out);
-    crc.update(&body);
-    out = postcard::to_extend(&crc.finalize(), out).map_err(GalleryError::Encode)?;
-    out.extend_from_slice(&body);
+    crc.update(&prefix);
+    crc.update(body);
+    let mut out = postcard::to_extend(&crc.finalize(), prefix).map_err(GalleryError::Encode)?;
+    out.extend_from_slice(body);
     Ok(out)
 }
 
@@ -194,13 +199,8 @@ pub fn encode_plain_v1(gallery: &Gallery) -> Result<Vec<u8>, GalleryError> {
     let body = postcard::to_allocvec(&(gallery.next_id, &people)).map_err(GalleryError::Encode)?;
     let body_len = u32::try_from(body.len()).map_err(|_| GalleryError::TooLarge(body.len()))?;
     let prefix = (MAGIC, PLAIN_VERSION, &gallery.embedder, body_len);
-    let mut out = postcard::to_allocvec(&prefix).map_err(GalleryError::Encode)?;
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&out);
-    crc.update(&body);
-    out = postcard::to_extend(&crc.finalize(), out).map_err(GalleryError::Encode)?;
-    out.extend_from_slice(&body);
-    Ok(out)
+    let header = postcard::to_allocvec(&prefix).map_err(GalleryError::Encode)?;
+    finish_file(header, &body)
 }
 
 /// Parse and check a whole gallery file. A sealed (version 2) file needs `key`; a plain
