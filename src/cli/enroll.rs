@@ -9,21 +9,17 @@ use clap::Parser;
 use serde::Deserialize;
 use serde_json::json;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use facegate::frame::Frame;
 use facegate::gallery::Selector;
-use facegate::guided_enrol::{Guide, GuideParams, Pose, Progress};
-use facegate::hw::camera::{Resilient, SourceEvent};
-use facegate::hw::display::Screen;
-use facegate::image_io::load_rgb;
-use facegate::pipeline::{Pipeline, StageTimes};
+use facegate::media::image_io::load_rgb;
 use facegate::service::client::{Client, ClientError, Via};
 use facegate::service::ops::{self, Enrolled, Target};
 use facegate::service::protocol::ErrorCode;
+use facegate::terminal::camera_enrol::{enrol_from_camera, CameraEnrolment};
+use facegate::vision::pipeline::Pipeline;
 
 use super::Context;
 
@@ -32,6 +28,10 @@ pub struct EnrollArgs {
     /// The person's name (1–64 bytes, unique in the gallery)
     #[arg(long)]
     name: String,
+    /// Link the person to this Unix account (login stations: `pam_facegate` checks this
+    /// person's face for that login); a login belongs to one person at most
+    #[arg(long, value_name = "LOGIN")]
+    user: Option<String>,
     /// Photos of the person, one face each
     #[arg(required_unless_present_any = ["from_embed", "camera"])]
     images: Vec<PathBuf>,
@@ -66,6 +66,10 @@ pub struct EnrollArgs {
 }
 
 pub fn run(ctx: &Context, args: EnrollArgs) -> Result<ExitCode> {
+    // A bad login is refused before the models run.
+    if let Some(login) = &args.user {
+        facegate::gallery::validate_login(login)?;
+    }
     let (enrolled, via) = match ctx.service()? {
         Some(client) => (through_service(ctx, &args, client)?, Via::Service),
         None => (in_file(ctx, &args)?, Via::File),
@@ -90,34 +94,61 @@ pub fn run(ctx: &Context, args: EnrollArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// (source label, embedding) of each face to enrol.
+type Faces = Vec<(String, Vec<f32>)>;
+
+/// Faces the CLI embeds itself: from `facegate embed` output, the camera, or (no service) photos.
+fn faces_here(ctx: &Context, args: &EnrollArgs) -> Result<Option<Faces>> {
+    Ok(match &args.from_embed {
+        Some(file) => Some(read_embed_output(ctx, file)?),
+        None if args.camera => {
+            let stop = Arc::new(AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())?;
+                signal_hook::flag::register(sig, stop.clone())?;
+            }
+            let request = CameraEnrolment {
+                name: args.name.clone(),
+                source: args.source.clone(),
+                display_png: args.display_png.clone(),
+                timeout: args.timeout,
+                min_poses: args.min_poses,
+            };
+            Some(enrol_from_camera(ctx, &request, &stop, &mut |m| {
+                eprintln!("facegate: {m}")
+            })?)
+        }
+        None => None,
+    })
+}
+
 /// No service runs: embed here, then change the file under its lock.
 fn in_file(ctx: &Context, args: &EnrollArgs) -> Result<Enrolled> {
-    let faces = match &args.from_embed {
-        Some(file) => read_embed_output(ctx, file)?,
-        None if args.camera => from_camera(ctx, args)?,
+    let faces = match faces_here(ctx, args)? {
+        Some(faces) => faces,
         None => embed_photos(&ctx.pipeline()?, &args.images, args.largest)?,
     };
     let threshold = ctx.threshold()?;
-    let (enrolled, _) = ctx.store().update(&ctx.gallery_id()?, |g| {
+    ctx.update_gallery(|g| {
         let name = Selector::Name(args.name.clone());
         let target = match g.find(&name) {
             Some(_) if args.append => Target::Existing(name),
             _ => Target::New(args.name.clone()),
         };
-        ops::enrol(g, &target, &faces, threshold)
-    })?;
-    Ok(enrolled)
+        Ok(ops::enrol(
+            g,
+            &target,
+            &faces,
+            threshold,
+            args.user.as_deref(),
+        )?)
+    })
 }
 
 /// The service embeds photos itself; embeddings from a file or the camera are sent as they are.
 fn through_service(ctx: &Context, args: &EnrollArgs, mut client: Client) -> Result<Enrolled> {
-    let mut fields = json!({ "largest": args.largest });
-    let ready = match &args.from_embed {
-        Some(file) => Some(read_embed_output(ctx, file)?),
-        None if args.camera => Some(from_camera(ctx, args)?),
-        None => None,
-    };
-    match ready {
+    let mut fields = json!({ "largest": args.largest, "user": args.user });
+    match faces_here(ctx, args)? {
         Some(faces) => {
             let e: Vec<&Vec<f32>> = faces.iter().map(|(_, e)| e).collect();
             fields["embeddings"] = json!(e);
@@ -139,6 +170,7 @@ fn through_service(ctx: &Context, args: &EnrollArgs, mut client: Client) -> Resu
         fields["person"] = json!(args.name);
         match client.call("append", fields.clone()) {
             Err(ClientError::Api(e)) if e.code == ErrorCode::NotFound => {
+                fields.as_object_mut().expect("object").remove("person");
                 fields["name"] = json!(args.name);
                 client.call("enroll", fields)?
             }
@@ -148,162 +180,7 @@ fn through_service(ctx: &Context, args: &EnrollArgs, mut client: Client) -> Resu
         fields["name"] = json!(args.name);
         client.call("enroll", fields)?
     };
-    Ok(serde_json::from_value(result).context("the service's enroll answer")?)
-}
-
-/// Guide the person at the camera through the poses; one embedding per captured pose. Nothing
-/// is returned (so nothing stored) unless at least `--min-poses` poses were captured.
-fn from_camera(ctx: &Context, args: &EnrollArgs) -> Result<Vec<(String, Vec<f32>)>> {
-    let mut camera = ctx.config.camera.clone();
-    if let Some(s) = &args.source {
-        camera.source = s.clone();
-    }
-    let pipeline = ctx.pipeline()?;
-    let (mut open, is_device) = super::run::opener(&camera)?;
-    if !is_device {
-        open().map_err(anyhow::Error::from)?;
-    }
-    let mut source = Resilient::new(open, camera.backoff());
-    let mut display = super::run::display(ctx, args.display_png.as_deref())?;
-    let mut show = |screen: &Screen| {
-        if let Some(d) = display.as_mut() {
-            if let Err(e) = d.show(screen) {
-                log::warn!("display: {e}");
-            }
-        }
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())?;
-        signal_hook::flag::register(sig, stop.clone())?;
-    }
-    let mut guide = Guide::new(GuideParams::new(
-        ctx.config.decide.quality.clone(),
-        ctx.threshold()?,
-    ));
-    let timeout = Duration::from_secs_f32(args.timeout.max(0.0));
-    let every = u64::from(camera.every_nth.max(1));
-    let mut frame = Frame::empty();
-    let mut times = StageTimes::default();
-    let (mut read, mut last_said) = (0u64, None);
-    let mut started_at = None;
-    let ask = |guide: &Guide| Screen::Enrol {
-        prompt: guide.next_pose().map_or("", |p| p.prompt()).to_string(),
-        done: guide.captures().len(),
-        total: guide.total(),
-    };
-    show(&ask(&guide));
-    eprintln!(
-        "facegate: enrolling {}: {}",
-        args.name,
-        Pose::Front.prompt()
-    );
-    while !stop.load(Ordering::Relaxed) && guide.next_pose().is_some() {
-        let now = Instant::now();
-        match source.poll(now, &mut frame) {
-            SourceEvent::Frame => {}
-            SourceEvent::Skipped(e) => {
-                log::warn!("{e}");
-                continue;
-            }
-            SourceEvent::Lost { error, retry_in } => {
-                eprintln!("facegate: camera lost: {error}; retrying in {retry_in:?}");
-                show(&Screen::CameraLost);
-                continue;
-            }
-            SourceEvent::Waiting { until } => {
-                std::thread::sleep(
-                    until
-                        .saturating_duration_since(now)
-                        .min(Duration::from_millis(50)),
-                );
-                continue;
-            }
-            SourceEvent::Recovered => {
-                show(&ask(&guide));
-                continue;
-            }
-            SourceEvent::End => break,
-        }
-        read += 1;
-        let start = *started_at.get_or_insert(frame.timestamp);
-        if frame.timestamp.saturating_sub(start) > timeout {
-            break;
-        }
-        if (read - 1) % every != 0 {
-            continue;
-        }
-        let analysis = pipeline.analyse(&frame.image, &mut times)?;
-        let progress = guide.step(&analysis.faces);
-        let screen = match &progress {
-            Progress::Hint(h) => Screen::Hint(*h),
-            Progress::Done => Screen::Enrolled(args.name.clone()),
-            _ => ask(&guide),
-        };
-        show(&screen);
-        let said = format!("{progress:?}");
-        if last_said.as_ref() != Some(&said) {
-            match &progress {
-                Progress::Captured(_) | Progress::Done => {
-                    let c = guide.captures().last().expect("captured");
-                    eprintln!(
-                        "facegate: captured {:?} (frame {}, head turn {:.0}°, similarity to the earlier frames {:.3}){}",
-                        c.pose,
-                        frame.index,
-                        c.yaw_deg,
-                        c.similarity,
-                        guide.next_pose().map_or(String::new(), |p| format!("; next: {}", p.prompt()))
-                    );
-                }
-                Progress::OnePersonOnly => eprintln!("facegate: one person at a time, please"),
-                Progress::SomeoneElse { similarity } => eprintln!(
-                    "facegate: this is not the person being enrolled (similarity {similarity:.3}); ignored"
-                ),
-                _ => {}
-            }
-            last_said = Some(said);
-        }
-    }
-    if stop.load(Ordering::Relaxed) {
-        bail!("enrolment interrupted; nothing stored");
-    }
-    let captured = guide.captures();
-    if captured.len() < args.min_poses as usize {
-        bail!(
-            "only {} of {} poses captured before the camera {} (missing: {}); nothing stored. \
-             Stand closer in good light, facing the camera, and try again",
-            captured.len(),
-            guide.total(),
-            if guide.next_pose().is_some() && read > 0 {
-                "time ran out or the stream ended"
-            } else {
-                "gave no frames"
-            },
-            guide
-                .missing()
-                .iter()
-                .map(|p| format!("{p:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    if !guide.missing().is_empty() {
-        eprintln!(
-            "facegate: warning: not captured: {}; storing the {} pose(s) that were",
-            guide
-                .missing()
-                .iter()
-                .map(|p| format!("{p:?}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            captured.len()
-        );
-    }
-    show(&Screen::Enrolled(args.name.clone()));
-    Ok(captured
-        .iter()
-        .map(|c| (format!("camera {:?}", c.pose), c.embedding.clone()))
-        .collect())
+    serde_json::from_value(result).context("the service's enroll answer")
 }
 
 /// One embedding per photo; any photo without exactly one usable face fails the enrollment

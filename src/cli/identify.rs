@@ -10,7 +10,7 @@ use base64::Engine as _;
 use clap::Parser;
 use serde_json::{json, Map, Value};
 
-use facegate::image_io::load_rgb;
+use facegate::media::image_io::load_rgb;
 use facegate::service::client::{Client, Via};
 use facegate::service::ops;
 
@@ -26,7 +26,7 @@ pub struct IdentifyArgs {
 enum Matcher {
     Service(Client),
     Local {
-        pipeline: facegate::pipeline::Pipeline,
+        pipeline: Box<facegate::vision::pipeline::Pipeline>,
         gallery: facegate::gallery::Gallery,
         threshold: f32,
     },
@@ -74,7 +74,7 @@ pub fn run(ctx: &Context, args: IdentifyArgs) -> Result<ExitCode> {
             let threshold = ctx.threshold()?;
             (
                 Matcher::Local {
-                    pipeline,
+                    pipeline: Box::new(pipeline),
                     gallery,
                     threshold,
                 },

@@ -44,13 +44,14 @@ pub fn list(ctx: &Context) -> Result<ExitCode> {
             via_text(via, ctx)
         );
     } else {
-        println!("{:>5}  {:<32} {:>9}", "id", "name", "templates");
+        println!("{:>5}  {:<32} {:>9}  user", "id", "name", "templates");
         for p in &people {
             println!(
-                "{:>5}  {:<32} {:>9}",
+                "{:>5}  {:<32} {:>9}  {}",
                 p["id"].as_u64().unwrap_or(0),
                 p["name"].as_str().unwrap_or(""),
-                p["templates"].as_u64().unwrap_or(0)
+                p["templates"].as_u64().unwrap_or(0),
+                p["user"].as_str().unwrap_or("-")
             );
         }
         let templates: u64 = people.iter().filter_map(|p| p["templates"].as_u64()).sum();
@@ -73,9 +74,7 @@ pub fn remove(ctx: &Context, args: RemoveArgs) -> Result<ExitCode> {
         }
         None => {
             let selector = ops::selector(&args.who);
-            let (p, _) = ctx
-                .store()
-                .update(&ctx.gallery_id()?, |g| g.remove(&selector))?;
+            let p = ctx.update_gallery(|g| anyhow::Ok(g.remove(&selector)?))?;
             (json!({ "id": p.id, "name": p.name.as_str() }), Via::File)
         }
     };
@@ -102,10 +101,10 @@ pub fn clear(ctx: &Context, args: ClearArgs) -> Result<ExitCode> {
             Via::Service,
         ),
         None => {
-            let (n, _) = ctx.store().update(&ctx.gallery_id()?, |g| {
+            let n = ctx.update_gallery(|g| {
                 let n = g.len();
                 g.clear();
-                Ok::<_, facegate::gallery::GalleryError>(n)
+                anyhow::Ok(n)
             })?;
             (Value::from(n), Via::File)
         }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::gallery::{Candidate, Gallery, GalleryError, Match, Selector};
-use crate::pipeline::{Face, Pipeline, StageTimes};
+use crate::vision::pipeline::{Face, Pipeline, StageTimes};
 
 use super::protocol::{ApiError, ErrorCode};
 
@@ -26,7 +26,8 @@ pub enum OpError {
 impl From<OpError> for ApiError {
     fn from(e: OpError) -> Self {
         let code = match &e {
-            OpError::AlreadyEnrolled(_) | OpError::Gallery(GalleryError::DuplicateName(_)) => {
+            OpError::AlreadyEnrolled(_)
+            | OpError::Gallery(GalleryError::DuplicateName(_) | GalleryError::LoginTaken { .. }) => {
                 ErrorCode::Conflict
             }
             OpError::Gallery(GalleryError::NotFound(_)) => ErrorCode::NotFound,
@@ -34,7 +35,8 @@ impl From<OpError> for ApiError {
                 GalleryError::InvalidName { .. }
                 | GalleryError::NoTemplates
                 | GalleryError::WrongDim { .. }
-                | GalleryError::BadEmbedding(_),
+                | GalleryError::BadEmbedding(_)
+                | GalleryError::InvalidLogin { .. },
             ) => ErrorCode::BadRequest,
             OpError::Gallery(_) => ErrorCode::Internal,
         };
@@ -63,6 +65,9 @@ pub struct Enrolled {
     pub name: String,
     pub added: usize,
     pub templates: usize,
+    /// The Unix login linked to the person, if any.
+    #[serde(default)]
+    pub user: Option<String>,
     pub warnings: Vec<String>,
 }
 
@@ -77,12 +82,17 @@ pub enum Target {
 
 /// Add `faces` (source label, embedding) to the gallery. Faces that look like someone else
 /// already enrolled are stored but warned about: one person under two names weakens both.
+/// `user` links the person to that Unix login (login stations).
 pub fn enrol(
     gallery: &mut Gallery,
     target: &Target,
     faces: &[(String, Vec<f32>)],
     threshold: f32,
+    user: Option<&str>,
 ) -> Result<Enrolled, OpError> {
+    if let Some(login) = user {
+        crate::gallery::validate_login(login)?;
+    }
     let existing = match target {
         Target::New(name) => {
             if gallery.find(&Selector::Name(name.clone())).is_some() {
@@ -124,12 +134,16 @@ pub fn enrol(
         }
         (None, Target::Existing(_)) => unreachable!("an existing target has an id"),
     };
+    if let Some(login) = user {
+        gallery.link_user(&Selector::Id(id), Some(login))?;
+    }
     let person = gallery.find(&Selector::Id(id)).expect("just added");
     Ok(Enrolled {
         id,
         name: person.name.to_string(),
         added: vectors.len(),
         templates: person.templates.len(),
+        user: person.user.as_deref().map(str::to_string),
         warnings,
     })
 }
@@ -145,7 +159,7 @@ pub fn list_json(gallery: &Gallery) -> Value {
                 "name": p.name.as_str(),
                 "templates": p.templates.len(),
                 "created": p.created_unix,
-                "user": Value::Null,
+                "user": p.user.as_deref(),
             })
         })
         .collect();
@@ -234,17 +248,24 @@ mod tests {
     fn enrol_new_append_and_conflicts() {
         let mut g = random_gallery(1, 8, 2, 1);
         let face = vec![("a".to_string(), vec![0.3; 8])];
-        let e = enrol(&mut g, &Target::New("Zed".into()), &face, 0.99).unwrap();
+        let e = enrol(&mut g, &Target::New("Zed".into()), &face, 0.99, None).unwrap();
         assert_eq!((e.name.as_str(), e.added, e.templates), ("Zed", 1, 1));
-        let err = enrol(&mut g, &Target::New("zed".into()), &face, 0.99).unwrap_err();
+        let err = enrol(&mut g, &Target::New("zed".into()), &face, 0.99, None).unwrap_err();
         assert_eq!(ApiError::from(err).code, ErrorCode::Conflict);
-        let e2 = enrol(&mut g, &Target::Existing(selector("Zed")), &face, 0.99).unwrap();
+        let e2 = enrol(
+            &mut g,
+            &Target::Existing(selector("Zed")),
+            &face,
+            0.99,
+            None,
+        )
+        .unwrap();
         assert_eq!((e2.id, e2.templates), (e.id, 2));
         assert!(e2.warnings.is_empty());
-        let err = enrol(&mut g, &Target::Existing(selector("99")), &face, 0.99).unwrap_err();
+        let err = enrol(&mut g, &Target::Existing(selector("99")), &face, 0.99, None).unwrap_err();
         assert_eq!(ApiError::from(err).code, ErrorCode::NotFound);
         // The same face under a second name is stored with a warning.
-        let e3 = enrol(&mut g, &Target::New("Twin".into()), &face, 0.99).unwrap();
+        let e3 = enrol(&mut g, &Target::New("Twin".into()), &face, 0.99, None).unwrap();
         assert_eq!(e3.warnings.len(), 1, "{e3:?}");
     }
 }

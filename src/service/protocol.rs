@@ -68,6 +68,8 @@ pub struct Enroll {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Append {
     pub person: String,
+    #[serde(default)]
+    pub user: Option<String>,
     #[serde(flatten)]
     pub faces: Faces,
     #[serde(default)]

@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 
 use crate::gallery::live::LiveGallery;
 use crate::gallery::GalleryStore;
-use crate::image_io::decode_rgb;
-use crate::pipeline::Pipeline;
+use crate::media::image_io::decode_rgb;
+use crate::vision::pipeline::Pipeline;
 
 use super::feed::Feed;
 use super::ops::{self, Target};
@@ -234,6 +234,7 @@ fn handle(
                     &Target::New(e.name.clone()),
                     &faces,
                     state.threshold,
+                    e.user.as_deref(),
                 )?)
             })
             .and_then(to_value)
@@ -242,7 +243,13 @@ fn handle(
             let faces = faces(state, &a.faces, a.largest)?;
             let target = Target::Existing(ops::selector(&a.person));
             change(state, |g| {
-                Ok(ops::enrol(g, &target, &faces, state.threshold)?)
+                Ok(ops::enrol(
+                    g,
+                    &target,
+                    &faces,
+                    state.threshold,
+                    a.user.as_deref(),
+                )?)
             })
             .and_then(to_value)
         }

@@ -6,7 +6,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::gallery::{EmbedderId, GalleryError};
-use crate::models::{DetectorManifest, EmbedderManifest, ModelDir};
+use crate::runtime::models::{DetectorManifest, EmbedderManifest, ModelDir};
 use crate::vision::align::align_face;
 use crate::vision::detect::{DetectError, DetectTimes, Detection, DetectorParams, Mtcnn};
 use crate::vision::embed::{EmbedError, Embedder};
@@ -16,7 +16,7 @@ use crate::vision::quality::Quality;
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error(transparent)]
-    Image(#[from] crate::image_io::ImageLoadError),
+    Image(#[from] crate::media::image_io::ImageLoadError),
     #[error(transparent)]
     Detect(#[from] DetectError),
     #[error(transparent)]
@@ -269,7 +269,7 @@ pub fn central_embeddings(
                         let Some(path) = images.get(i) else {
                             return Ok(());
                         };
-                        let image = crate::image_io::load_rgb(path)?;
+                        let image = crate::media::image_io::load_rgb(path)?;
                         let analysis = pipeline.analyse(&image, &mut times)?;
                         *results[i].lock().unwrap_or_else(|e| e.into_inner()) =
                             analysis.faces.into_iter().next().map(|f| f.embedding);

@@ -4,14 +4,13 @@
 //! file whose sha256 differs from its manifest: a half-copied or swapped model must never produce
 //! embeddings that silently mismatch the enrolled gallery.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tract_onnx::prelude::*;
-
-use crate::precision::Precision;
 
 /// A runnable, optimised tract plan.
 pub type Plan = Arc<TypedRunnableModel>;
@@ -278,7 +277,7 @@ impl ModelDir {
     pub fn load_verified(&self, file: &str, sha256: &str) -> Result<InferenceModel, ModelError> {
         let path = self.root.join(file);
         let bytes = self.read_verified(file, sha256)?;
-        crate::onnx_ops::onnx()
+        crate::runtime::onnx_ops::onnx()
             .model_for_read(&mut bytes.as_slice())
             .map_err(|e| ModelError::Tract {
                 path,
@@ -344,4 +343,32 @@ pub fn normalise_rgb_into(rgb: &[u8], mean: &[f32; 3], std: &[f32; 3], out: &mut
 /// The f32 contents of a plan output.
 pub fn f32_slice(value: &TValue) -> TractResult<&[f32]> {
     value.try_as_plain_ram()?.as_slice::<f32>()
+}
+
+/// The numeric format a model file computes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    Int8,
+    F16,
+}
+
+impl Precision {
+    pub const ALL: [Precision; 3] = [Precision::Fp32, Precision::Int8, Precision::F16];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Int8 => "int8",
+            Precision::F16 => "f16",
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
