@@ -645,6 +645,7 @@ impl GalleryStore {
             }
             Err(fs::TryLockError::Error(e)) => return Err(io_err("locking", &lock.path)(e)),
         }
+        let mut lock = lock;
         lock.set_holder(&format!("command pid={}", std::process::id()));
         Ok(lock)
     }
@@ -669,6 +670,7 @@ impl GalleryStore {
             }
             Err(fs::TryLockError::Error(e)) => return Err(io_err("locking", &lock.path)(e)),
         }
+        let mut lock = lock;
         lock.set_holder(&format!(
             "{SERVICE_HOLDER} pid={} {detail}",
             std::process::id()
@@ -708,7 +710,11 @@ impl GalleryStore {
             .open(&path)
             .or_else(|_| File::open(&path))
             .map_err(io_err("opening lock", &path))?;
-        Ok(GalleryLock { file, path })
+        Ok(GalleryLock {
+            file,
+            path,
+            held: false,
+        })
     }
 
     /// Remove temporary files that a killed earlier save left beside the gallery. Only called
@@ -795,6 +801,9 @@ const SERVICE_HOLDER: &str = "facegate service";
 pub struct GalleryLock {
     file: File,
     path: PathBuf,
+    /// Set once the lock is taken: a guard that failed to lock must not clear the holder's
+    /// record on drop.
+    held: bool,
 }
 
 impl GalleryLock {
@@ -804,7 +813,8 @@ impl GalleryLock {
             .unwrap_or_default()
     }
 
-    fn set_holder(&self, holder: &str) {
+    fn set_holder(&mut self, holder: &str) {
+        self.held = true;
         // Best effort: the record only improves another writer's error message.
         let mut f = &self.file;
         let _ = self.file.set_len(0);
@@ -814,7 +824,9 @@ impl GalleryLock {
 
 impl Drop for GalleryLock {
     fn drop(&mut self) {
-        let _ = self.file.set_len(0);
+        if self.held {
+            let _ = self.file.set_len(0);
+        }
     }
 }
 
