@@ -19,6 +19,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+use facegate::gallery::live::LiveGallery;
 use facegate::gallery::Gallery;
 use facegate::hw::camera::{Backoff, DirSource, FrameSource, Opener, Resilient, SourceError};
 use facegate::hw::display::PngDisplay;
@@ -439,6 +440,7 @@ fn a_camera_that_drops_out_mid_stream_is_survived() {
     let mut source = Resilient::new(open, backoff);
     let screens_dir = tempfile::tempdir().unwrap();
     let recorder = Recorder::default();
+    let gallery = LiveGallery::new(gallery);
     let mut terminal = Terminal {
         pipeline,
         gallery: &gallery,
