@@ -59,6 +59,74 @@ pub struct Config {
     pub service: ServiceParams,
     /// The key file the gallery and the decision log are sealed with.
     pub security: SecurityParams,
+    /// Face login (pam_facegate): where its frames come from, its threshold, its rate limit.
+    pub login: LoginConfig,
+}
+
+/// What the station's camera is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StationMode {
+    /// A door terminal: the run loop owns the camera; face login listens to its frames.
+    #[default]
+    Door,
+    /// Only a login station: no door loop; the camera is opened for each login request.
+    Login,
+    /// A door that also logs people in: as `door`.
+    Both,
+}
+
+impl StationMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Door => "door",
+            Self::Login => "login",
+            Self::Both => "both",
+        }
+    }
+}
+
+/// The `[login]` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginConfig {
+    pub mode: StationMode,
+    /// Cosine similarity a frame needs to count for the account; unset: the embedder's
+    /// calibrated login point (`login::login_threshold`, FAR 1e-5).
+    pub threshold: Option<f32>,
+    /// Consecutive matching frames that log the user in.
+    pub accept_frames: u32,
+    /// Face frames below the threshold (without a match between) that end an attempt.
+    pub reject_frames: u32,
+    /// Frames judged a photo that end an attempt as a spoof.
+    pub spoof_frames: u32,
+    /// Accept requests without liveness (the module's `nolive` option). Off: a photo of the
+    /// user could log in without it, so it needs saying twice, here and on the PAM line.
+    pub allow_nolive: bool,
+    /// Mean luma (0-255) below which a frame with no face counts as too dark.
+    pub dark_luma: f32,
+    /// Failures in a row before face login for that account pauses.
+    pub free_failures: u32,
+    /// The first pause, doubling with each further failure up to `max_pause_s`.
+    pub first_pause_s: u64,
+    pub max_pause_s: u64,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        Self {
+            mode: StationMode::Door,
+            threshold: None,
+            accept_frames: 3,
+            reject_frames: 5,
+            spoof_frames: 2,
+            allow_nolive: false,
+            dark_luma: 40.0,
+            free_failures: 5,
+            first_pause_s: 30,
+            max_pause_s: 15 * 60,
+        }
+    }
 }
 
 /// The `[security]` section.
@@ -86,6 +154,7 @@ impl Default for Config {
             log: LogParams::default(),
             service: ServiceParams::default(),
             security: SecurityParams::default(),
+            login: LoginConfig::default(),
         }
     }
 }

@@ -154,6 +154,7 @@ pub fn outcome(verdict: &Result<Verdict, ClientError>) -> (i32, Option<&'static 
                 "not_enrolled" => None,
                 "rate_limited" => Some("Face login paused after repeated failures"),
                 "unavailable" => Some("Face login unavailable (camera busy or missing)"),
+                "liveness_unavailable" => Some("Face login unavailable: no liveness check here"),
                 "forbidden" => Some("Face login not allowed for this account here"),
                 _ => Some("Face login unavailable"),
             },
@@ -209,6 +210,16 @@ mod tests {
             &json!({"v":1,"ok":false,"error":{"code":"rate_limited","message":"retry_after_s 30"}}),
         );
         assert_eq!(outcome(&limited).0, ffi::PAM_AUTHINFO_UNAVAIL);
+        let no_liveness = interpret(
+            &json!({"v":1,"ok":false,"error":{"code":"liveness_unavailable","message":"x"}}),
+        );
+        assert_eq!(
+            outcome(&no_liveness),
+            (
+                ffi::PAM_AUTHINFO_UNAVAIL,
+                Some("Face login unavailable: no liveness check here")
+            )
+        );
         assert!(ok(json!({"outcome":"maybe"})).is_err());
         assert!(interpret(&json!({"v":1})).is_err());
         assert_eq!(

@@ -27,3 +27,86 @@ pub fn login_threshold(embedder_id: &str) -> Option<f32> {
         _ => None,
     }
 }
+
+/// The threshold face login uses: the config's `[login] threshold` when set, else the
+/// embedder's calibrated login point.
+pub fn threshold(configured: Option<f32>, embedder_id: &str) -> Option<f32> {
+    configured.or_else(|| login_threshold(embedder_id))
+}
+
+/// One analysed frame as the login decision sees it: the face nearest the frame's centre,
+/// scored 1:1 by `score` (the account's best template cosine). A central face too poor to be
+/// embedded counts as no face; no face in a frame darker than `dark_luma` counts as dark.
+pub fn frame_view(
+    frame: &crate::terminal::AnalysedFrame,
+    dark_luma: f32,
+    mut score: impl FnMut(&[f32]) -> Option<f32>,
+) -> decide::FrameView {
+    let (cx, cy) = (frame.width as f32 / 2.0, frame.height as f32 / 2.0);
+    let distance = |b: &[f32; 4]| {
+        let (x, y) = ((b[0] + b[2]) / 2.0 - cx, (b[1] + b[3]) / 2.0 - cy);
+        x * x + y * y
+    };
+    let central = frame
+        .faces
+        .iter()
+        .min_by(|a, b| distance(&a.bbox).total_cmp(&distance(&b.bbox)));
+    match central {
+        Some(face) => match face.embedding.as_deref().and_then(&mut score) {
+            Some(score) => decide::FrameView::Face { score, live: None },
+            None => decide::FrameView::NoFace,
+        },
+        None if frame.dark_luma.is_some_and(|l| l < dark_luma) => decide::FrameView::Dark,
+        None => decide::FrameView::NoFace,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::terminal::{AnalysedFrame, SeenFace};
+
+    #[test]
+    fn the_central_face_is_scored_and_empty_frames_are_told_apart() {
+        let face = |bbox: [f32; 4], value: f32| SeenFace {
+            bbox,
+            embedding: Some(vec![value]),
+        };
+        let mut frame = AnalysedFrame {
+            width: 100,
+            height: 100,
+            faces: vec![
+                face([0.0, 0.0, 20.0, 20.0], 0.1),
+                face([40.0, 40.0, 60.0, 60.0], 0.9),
+            ],
+            ..AnalysedFrame::default()
+        };
+        let view = frame_view(&frame, 40.0, |e| Some(e[0]));
+        assert_eq!(
+            view,
+            decide::FrameView::Face {
+                score: 0.9,
+                live: None
+            }
+        );
+        frame.faces[1].embedding = None;
+        assert_eq!(
+            frame_view(&frame, 40.0, |e| Some(e[0])),
+            decide::FrameView::NoFace
+        );
+        frame.faces.clear();
+        frame.dark_luma = Some(12.0);
+        assert_eq!(
+            frame_view(&frame, 40.0, |e| Some(e[0])),
+            decide::FrameView::Dark
+        );
+        frame.dark_luma = Some(120.0);
+        assert_eq!(
+            frame_view(&frame, 40.0, |e| Some(e[0])),
+            decide::FrameView::NoFace
+        );
+        assert_eq!(threshold(Some(0.7), "mobilefacenet-arcface"), Some(0.7));
+        assert_eq!(threshold(None, "mobilefacenet-arcface"), Some(0.5937));
+        assert_eq!(threshold(None, "other"), None);
+    }
+}

@@ -24,7 +24,7 @@ use super::peer::{self, Groups, Peer};
 use super::protocol::{
     decode_request, error_line, event_line, ok_line, ApiError, ErrorCode, Faces, Request, MAX_LINE,
 };
-use super::verify::{self, VerifyContext};
+use super::verify::{self, LoginStation, VerifyContext};
 use super::ServiceParams;
 
 /// A client that sends nothing for this long is disconnected.
@@ -59,6 +59,8 @@ pub struct State {
     pub pipeline: Arc<Pipeline>,
     pub threshold: f32,
     pub feed: Arc<Feed>,
+    /// Face login: settings, frames, rate limit, log.
+    pub login: Arc<LoginStation>,
     pub info: Info,
     pub started: Instant,
 }
@@ -281,6 +283,8 @@ fn handle(
             let ctx = VerifyContext {
                 live: &state.live,
                 peer,
+                pipeline: &state.pipeline,
+                station: &state.login,
             };
             verify::verify_user(&ctx, &v, emit)
         }
