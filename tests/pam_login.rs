@@ -2,14 +2,19 @@
 //! a temporary directory: no file under /etc is read or touched), against no service, a service
 //! that never answers, and the real facegate service on a frames source.
 
+mod common;
+
 use std::ffi::{c_int, c_void, CStr, CString};
-use std::os::unix::net::UnixListener;
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Once;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
+use facegate::terminal::events::{read_log, LogParams};
 use pam_facegate::ffi;
+use serde_json::Value;
 
 /// The module cargo built for this test (a dev-dependency: its .so sits beside the test binary).
 fn module_path() -> PathBuf {
@@ -217,4 +222,288 @@ fn a_remote_session_is_ignored_without_asking_the_service() {
         listener.accept().is_err(),
         "the module connected to the service for a remote session"
     );
+}
+
+const LIN: &str = "lin-manuel-miranda";
+const ALEX: &str = "alex-lacamoire";
+
+/// A login station in a temporary folder: its gallery, config, socket, decision log, and the
+/// real `facegate run` serving it in `[login] mode = "login"` (the camera, here a folder of
+/// frames, is opened for each request).
+struct Station {
+    dir: tempfile::TempDir,
+    service: Option<(Child, Arc<Mutex<String>>)>,
+}
+
+impl Station {
+    fn new(frames: &Path) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        // The test's own primary group reads the API (verify_user for any login), so the test
+        // need not run as root.
+        let group = nix::unistd::Group::from_gid(nix::unistd::getgid())
+            .unwrap()
+            .expect("the test's primary group has a name")
+            .name;
+        let config = format!(
+            "[camera]\nsource = {frames:?}\n\
+             [login]\nmode = \"login\"\nallow_nolive = true\n\
+             [service]\nreader_group = {group:?}\nsocket_mode = 0o600\n"
+        );
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        Self { dir, service: None }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn cli(&self) -> Command {
+        let mut c = common::facegate();
+        c.env("FACEGATE_SOCKET", self.path("api.sock"))
+            .arg("--gallery")
+            .arg(self.path("gallery.fg"))
+            .arg("--config")
+            .arg(self.path("config.toml"));
+        c
+    }
+
+    fn enroll(&self, data: &Path, name: &str, login: &str) {
+        let photo = data.join(format!("video/hamilton/enroll_{name}.png"));
+        let out = self
+            .cli()
+            .args(["enroll", "--largest", "--name", name, "--user", login])
+            .arg(photo)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `facegate run` on the station's frames, paced like a 30 fps camera; returns once its API
+    /// answers.
+    fn start(&mut self) {
+        let mut child = self
+            .cli()
+            .args(["run", "--fps", "30", "--log-file"])
+            .arg(self.path("events.fglog"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (l, stderr) = (log.clone(), child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                l.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while UnixStream::connect(self.path("api.sock")).is_err() {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("facegate run exited ({status}): {}", log.lock().unwrap());
+            }
+            assert!(Instant::now() < deadline, "the API never answered");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.service = Some((child, log));
+    }
+
+    fn service_log(&self) -> String {
+        self.service
+            .as_ref()
+            .map_or(String::new(), |(_, l)| l.lock().unwrap().clone())
+    }
+
+    fn stack(&self, args: &str) -> Stack {
+        Stack::module_only(&format!("{} {args}", socket_arg(&self.path("api.sock"))))
+    }
+}
+
+impl Drop for Station {
+    fn drop(&mut self) {
+        if let Some((child, _)) = self.service.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Frames `from..=to` of the Hamilton clip, as a folder of their own (symlinks).
+fn clip_frames(data: &Path, dir: &Path, from: u32, to: u32) -> PathBuf {
+    let out = dir.join(format!("frames-{from}-{to}"));
+    std::fs::create_dir(&out).unwrap();
+    for i in from..=to {
+        let src = data.join(format!("video/hamilton/frames/{i:04}.jpg"));
+        std::os::unix::fs::symlink(src, out.join(format!("{i:04}.jpg"))).unwrap();
+    }
+    out
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// The real module, the real service, real frames: the account's own face logs in; another
+/// enrolled person's face is refused; liveness asked for while the service has none is
+/// "unavailable" (the password follows); the sixth failure in a row is refused without the
+/// camera being opened (its folder is gone by then, which would otherwise say so); and every
+/// attempt is in the decision log with its outcome and score.
+#[test]
+fn the_real_service_logs_the_account_in_by_its_own_face_only() {
+    let data = data_or_skip!();
+    let scratch = tempfile::tempdir().unwrap();
+    // Frames 121-235: Lin-Manuel Miranda alone, facing the camera.
+    let frames = clip_frames(&data, scratch.path(), 121, 235);
+    let mut station = Station::new(&frames);
+    station.enroll(&data, LIN, "lin");
+    station.enroll(&data, ALEX, "alex");
+    station.start();
+
+    // Liveness is asked for unless the line says nolive: not available yet, so the password.
+    let attempt = station.stack("").authenticate("lin", None);
+    assert_eq!(
+        attempt.code,
+        ffi::PAM_AUTHINFO_UNAVAIL,
+        "{}",
+        station.service_log()
+    );
+    assert_eq!(
+        attempt.messages,
+        ["Face login unavailable: no liveness check here"]
+    );
+
+    // Nobody linked to the account: unavailable, silently.
+    let attempt = station.stack("nolive").authenticate("nobody", None);
+    assert_eq!(attempt.code, ffi::PAM_AUTHINFO_UNAVAIL);
+    assert!(attempt.messages.is_empty(), "{:?}", attempt.messages);
+
+    // Lin at the camera, as lin: logged in, each time.
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let attempt = station.stack("nolive").authenticate("lin", None);
+        assert_eq!(
+            attempt.code,
+            ffi::PAM_SUCCESS,
+            "{:?}\n{}",
+            attempt.messages,
+            station.service_log()
+        );
+        assert_eq!(
+            attempt.messages.first().map(String::as_str),
+            Some("Look at the camera")
+        );
+        times.push(attempt.elapsed);
+    }
+    times.sort();
+    eprintln!(
+        "pam_authenticate -> PAM_SUCCESS over {} attempts (debug build, {} frames paced at 30 fps): \
+         median {:?}, p95 {:?}, all {:?}",
+        times.len(),
+        std::fs::read_dir(&frames).unwrap().count(),
+        percentile(&times, 50.0),
+        percentile(&times, 95.0),
+        times
+    );
+
+    // Lin at the camera, as alex (enrolled too, a different person): refused, five times.
+    for i in 0..5 {
+        let attempt = station.stack("nolive").authenticate("alex", None);
+        assert_eq!(
+            attempt.code,
+            ffi::PAM_AUTH_ERR,
+            "attempt {i}: {:?}\n{}",
+            attempt.messages,
+            station.service_log()
+        );
+        assert_eq!(
+            attempt.messages.last().map(String::as_str),
+            Some("Not recognised")
+        );
+    }
+    // The camera goes away. The sixth try for alex is refused by the limit before any camera
+    // is opened; lin, not limited, does reach for the camera and finds none.
+    let gone = scratch.path().join("unplugged");
+    std::fs::rename(&frames, &gone).unwrap();
+    let attempt = station.stack("nolive").authenticate("alex", None);
+    assert_eq!(attempt.code, ffi::PAM_AUTHINFO_UNAVAIL);
+    assert_eq!(
+        attempt.messages,
+        ["Face login paused after repeated failures"]
+    );
+    let attempt = station.stack("nolive").authenticate("lin", None);
+    assert_eq!(attempt.code, ffi::PAM_AUTHINFO_UNAVAIL);
+    assert_eq!(
+        attempt.messages.last().map(String::as_str),
+        Some("Face login unavailable (camera busy or missing)")
+    );
+    std::fs::rename(&gone, &frames).unwrap();
+
+    // `facegate login-test` makes the same check and shows its steps.
+    let out = station
+        .cli()
+        .args(["--json", "login-test", "lin", "--nolive"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(report["result"]["outcome"], "accepted", "{report}");
+    assert_eq!(report["result"]["person"], LIN);
+    let steps: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert!(steps.contains(&"service: Look at the camera"), "{steps:?}");
+    let out = station
+        .cli()
+        .args(["login-test", "alex", "--nolive"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("rate_limited"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // Every attempt is in the decision log, in order, with its outcome and score.
+    drop(station.service.take());
+    let contents = read_log(&LogParams {
+        path: station.path("events.fglog"),
+        ..LogParams::default()
+    })
+    .unwrap();
+    let seen: Vec<(&str, &str)> = contents
+        .logins
+        .iter()
+        .map(|l| (l.user.as_str(), l.outcome.as_str()))
+        .collect();
+    let mut want = vec![("lin", "liveness_unavailable"), ("nobody", "not_enrolled")];
+    want.extend([("lin", "accepted"); 5]);
+    want.extend([("alex", "not_recognised"); 5]);
+    want.extend([
+        ("alex", "rate_limited"),
+        ("lin", "unavailable"),
+        ("lin", "accepted"),
+        ("alex", "rate_limited"),
+    ]);
+    assert_eq!(seen, want);
+    for l in &contents.logins {
+        match l.outcome.as_str() {
+            "accepted" => assert!(l.score.unwrap() >= 0.5937, "{l:?}"),
+            "not_recognised" => assert!(l.score.unwrap() < 0.5937, "{l:?}"),
+            _ => assert_eq!(l.score, None, "{l:?}"),
+        }
+        assert!(!l.liveness || l.outcome == "liveness_unavailable");
+    }
 }
