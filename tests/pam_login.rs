@@ -233,10 +233,12 @@ const ALEX: &str = "alex-lacamoire";
 struct Station {
     dir: tempfile::TempDir,
     service: Option<(Child, Arc<Mutex<String>>)>,
+    /// The door loop's decision lines (`facegate run` stdout).
+    decisions: Arc<Mutex<String>>,
 }
 
 impl Station {
-    fn new(frames: &Path) -> Self {
+    fn new(frames: &Path, mode: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         // The test's own primary group reads the API (verify_user for any login), so the test
         // need not run as root.
@@ -246,11 +248,15 @@ impl Station {
             .name;
         let config = format!(
             "[camera]\nsource = {frames:?}\n\
-             [login]\nmode = \"login\"\nallow_nolive = true\n\
+             [login]\nmode = {mode:?}\nallow_nolive = true\n\
              [service]\nreader_group = {group:?}\nsocket_mode = 0o600\n"
         );
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        Self { dir, service: None }
+        Self {
+            dir,
+            service: None,
+            decisions: Arc::default(),
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -289,10 +295,16 @@ impl Station {
             .cli()
             .args(["run", "--fps", "30", "--log-file"])
             .arg(self.path("events.fglog"))
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let (d, stdout) = (self.decisions.clone(), child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                d.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
         let log = Arc::new(Mutex::new(String::new()));
         let (l, stderr) = (log.clone(), child.stderr.take().unwrap());
         std::thread::spawn(move || {
@@ -331,13 +343,18 @@ impl Drop for Station {
     }
 }
 
-/// Frames `from..=to` of the Hamilton clip, as a folder of their own (symlinks).
-fn clip_frames(data: &Path, dir: &Path, from: u32, to: u32) -> PathBuf {
+/// Frames `from..=to` of the Hamilton clip, `times` times over, as a folder of their own
+/// (symlinks).
+fn clip_frames(data: &Path, dir: &Path, from: u32, to: u32, times: u32) -> PathBuf {
     let out = dir.join(format!("frames-{from}-{to}"));
     std::fs::create_dir(&out).unwrap();
-    for i in from..=to {
-        let src = data.join(format!("video/hamilton/frames/{i:04}.jpg"));
-        std::os::unix::fs::symlink(src, out.join(format!("{i:04}.jpg"))).unwrap();
+    let mut n = 0;
+    for _ in 0..times {
+        for i in from..=to {
+            let src = data.join(format!("video/hamilton/frames/{i:04}.jpg"));
+            std::os::unix::fs::symlink(src, out.join(format!("{n:06}.jpg"))).unwrap();
+            n += 1;
+        }
     }
     out
 }
@@ -357,8 +374,8 @@ fn the_real_service_logs_the_account_in_by_its_own_face_only() {
     let data = data_or_skip!();
     let scratch = tempfile::tempdir().unwrap();
     // Frames 121-235: Lin-Manuel Miranda alone, facing the camera.
-    let frames = clip_frames(&data, scratch.path(), 121, 235);
-    let mut station = Station::new(&frames);
+    let frames = clip_frames(&data, scratch.path(), 121, 235, 1);
+    let mut station = Station::new(&frames, "login");
     station.enroll(&data, LIN, "lin");
     station.enroll(&data, ALEX, "alex");
     station.start();
@@ -400,7 +417,7 @@ fn the_real_service_logs_the_account_in_by_its_own_face_only() {
     }
     times.sort();
     eprintln!(
-        "pam_authenticate -> PAM_SUCCESS over {} attempts (debug build, {} frames paced at 30 fps): \
+        "pam_authenticate -> PAM_SUCCESS over {} attempts (test profile: opt-level 1, dependencies 3; {} frames paced at 30 fps): \
          median {:?}, p95 {:?}, all {:?}",
         times.len(),
         std::fs::read_dir(&frames).unwrap().count(),
@@ -506,4 +523,62 @@ fn the_real_service_logs_the_account_in_by_its_own_face_only() {
         }
         assert!(!l.liveness || l.outcome == "liveness_unavailable");
     }
+}
+
+/// A door that logs people in too (`mode = "both"`): the door loop keeps the camera and makes
+/// its own decisions; a login listens to the frames the loop analyses.
+#[test]
+fn a_door_station_shares_its_frames_with_face_login() {
+    let data = data_or_skip!();
+    let scratch = tempfile::tempdir().unwrap();
+    // Lin alone, looped for a few minutes of camera time so the door loop outlives the test.
+    let frames = clip_frames(&data, scratch.path(), 121, 235, 40);
+    let mut station = Station::new(&frames, "both");
+    station.enroll(&data, LIN, "lin");
+    station.enroll(&data, ALEX, "alex");
+    station.start();
+    let attempt = station.stack("nolive").authenticate("lin", None);
+    assert_eq!(
+        attempt.code,
+        ffi::PAM_SUCCESS,
+        "{:?}\n{}",
+        attempt.messages,
+        station.service_log()
+    );
+    let attempt = station.stack("nolive").authenticate("alex", None);
+    assert_eq!(attempt.code, ffi::PAM_AUTH_ERR, "{:?}", attempt.messages);
+    assert_eq!(
+        attempt.messages.last().map(String::as_str),
+        Some("Not recognised")
+    );
+    // The door went on deciding meanwhile: Lin is let in at the door by its own rules.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !station
+        .decisions
+        .lock()
+        .unwrap()
+        .contains(&format!("ACCEPT {LIN}"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no door decision: {}",
+            station.service_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(station.service.take());
+    let contents = read_log(&LogParams {
+        path: station.path("events.fglog"),
+        ..LogParams::default()
+    })
+    .unwrap();
+    let logins: Vec<&str> = contents.logins.iter().map(|l| l.outcome.as_str()).collect();
+    assert_eq!(logins, ["accepted", "not_recognised"]);
+    assert!(
+        contents
+            .events
+            .iter()
+            .any(|e| e.name.as_deref() == Some(LIN)),
+        "the door's decisions share the log"
+    );
 }
