@@ -44,7 +44,15 @@ fn s(p: &Path) -> &str {
 }
 
 /// A gallery with the two people enrolled through the real binary, made once per test run.
-fn enrolled_gallery(data: &Path) -> &'static Path {
+/// A copy, in `work`, of the gallery of [`PEOPLE`] (enrolled once): a running terminal holds
+/// its gallery's lease, so two terminals never share one file.
+fn enrolled_gallery(data: &Path, work: &Path) -> PathBuf {
+    let copy = work.join("gallery.fg");
+    std::fs::copy(enrolled_master(data), &copy).unwrap();
+    copy
+}
+
+fn enrolled_master(data: &Path) -> &'static Path {
     static GALLERY: OnceLock<PathBuf> = OnceLock::new();
     GALLERY.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap().keep();
@@ -84,7 +92,7 @@ fn run_terminal(data: &Path, work: &Path, source: &str, extra: &[&str]) -> Run {
     let out = common::facegate()
         .args([
             "--gallery",
-            s(enrolled_gallery(data)),
+            s(&enrolled_gallery(data, work)),
             "--config",
             s(&config),
             "--json",
@@ -331,7 +339,7 @@ fn a_broken_mjpeg_stream_on_stdin_is_read_past() {
     let mut child = common::facegate()
         .args([
             "--gallery",
-            s(enrolled_gallery(&data)),
+            s(&enrolled_gallery(&data, work.path())),
             "--config",
             s(&config),
         ])
@@ -520,7 +528,7 @@ fn readiness_is_reported_to_systemd_and_sigterm_stops_cleanly() {
         .env("NOTIFY_SOCKET", &socket_path)
         .args([
             "--gallery",
-            s(enrolled_gallery(&data)),
+            s(&enrolled_gallery(&data, work.path())),
             "--config",
             s(&config),
         ])
