@@ -314,6 +314,29 @@ mod tests {
     }
 
     #[test]
+    fn login_section_parses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[login]\nmode = \"login\"\nthreshold = 0.7\nallow_nolive = true\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.login.mode, StationMode::Login);
+        assert_eq!(c.login.threshold, Some(0.7));
+        assert!(c.login.allow_nolive);
+        assert_eq!(c.login.free_failures, 5);
+        let d = Config::default().login;
+        assert_eq!(
+            (d.mode, d.threshold, d.allow_nolive),
+            (StationMode::Door, None, false)
+        );
+        std::fs::write(&path, "[login]\nmode = \"kiosk\"\n").unwrap();
+        assert!(Config::load(Some(&path)).is_err());
+    }
+
+    #[test]
     fn partial_config_keeps_other_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
