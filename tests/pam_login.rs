@@ -457,6 +457,15 @@ fn the_real_service_logs_the_account_in_by_its_own_face_only() {
         attempt.messages.last().map(String::as_str),
         Some("Face login unavailable (camera busy or missing)")
     );
+    // A camera on an empty room (a table, nobody there): refused, not unavailable.
+    std::os::unix::fs::symlink(data.join("video/dlib_video_frames_noface"), &frames).unwrap();
+    let attempt = station.stack("nolive").authenticate("lin", None);
+    assert_eq!(attempt.code, ffi::PAM_AUTH_ERR, "{:?}", attempt.messages);
+    assert_eq!(
+        attempt.messages.last().map(String::as_str),
+        Some("No face seen")
+    );
+    std::fs::remove_file(&frames).unwrap();
     std::fs::rename(&gone, &frames).unwrap();
 
     // `facegate login-test` makes the same check and shows its steps.
@@ -511,10 +520,24 @@ fn the_real_service_logs_the_account_in_by_its_own_face_only() {
     want.extend([
         ("alex", "rate_limited"),
         ("lin", "unavailable"),
+        ("lin", "no_face"),
         ("lin", "accepted"),
         ("alex", "rate_limited"),
     ]);
     assert_eq!(seen, want);
+    // The login records are links of the log's MAC chain like the door's decisions.
+    let out = station
+        .cli()
+        .args(["log", "--verify", "--log-file"])
+        .arg(station.path("events.fglog"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     for l in &contents.logins {
         match l.outcome.as_str() {
             "accepted" => assert!(l.score.unwrap() >= 0.5937, "{l:?}"),
