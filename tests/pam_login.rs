@@ -525,6 +525,20 @@ fn the_real_service_logs_the_account_in_by_its_own_face_only() {
         ("alex", "rate_limited"),
     ]);
     assert_eq!(seen, want);
+    let out = station
+        .cli()
+        .args(["log", "--log-file"])
+        .arg(station.path("events.fglog"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains(" login alex not_recognised score "))
+            .count(),
+        5,
+        "{text}"
+    );
     // The login records are links of the log's MAC chain like the door's decisions.
     let out = station
         .cli()
