@@ -6,7 +6,7 @@
 //! attempt.
 
 use std::sync::mpsc::RecvTimeoutError;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
@@ -254,12 +254,17 @@ fn attempt(
         match &station.supply {
             FrameSupply::Shared(feed_in) => shared_frames(feed_in, deadline, &mut feed)?,
             FrameSupply::Camera(camera) => {
-                let _busy = station.camera.try_lock().map_err(|_| {
-                    ApiError::new(
-                        ErrorCode::Unavailable,
-                        "the camera is busy with another login; try again",
-                    )
-                })?;
+                let _busy = match station.camera.try_lock() {
+                    Ok(guard) => guard,
+                    // A request that panicked holding it left no camera open: carry on.
+                    Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                    Err(TryLockError::WouldBlock) => {
+                        return Err(ApiError::new(
+                            ErrorCode::Unavailable,
+                            "the camera is busy with another login; try again",
+                        ))
+                    }
+                };
                 camera_frames(camera, ctx.pipeline, deadline, &mut feed)?
             }
         }
