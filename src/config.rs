@@ -54,6 +54,8 @@ pub struct Config {
     pub outputs: OutputParams,
     /// `facegate run` / `facegate log`: the decision log.
     pub log: LogParams,
+    /// Passive liveness (printed-photo detection) in `run`, `enroll`, `identify`, `embed`.
+    pub liveness: crate::vision::liveness::LivenessParams,
 }
 
 impl Default for Config {
@@ -70,6 +72,7 @@ impl Default for Config {
             decide: DecideParams::default(),
             outputs: OutputParams::default(),
             log: LogParams::default(),
+            liveness: Default::default(),
         }
     }
 }

@@ -32,6 +32,8 @@ pub enum EventLogError {
 pub enum EventOutcome {
     Accepted,
     Unknown,
+    /// Refused by the liveness check (last, so older logs still read).
+    Spoof,
 }
 
 /// One decision, as logged.

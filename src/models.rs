@@ -297,7 +297,7 @@ fn check_precision(path: &Path, found: Precision, wanted: Precision) -> Result<(
     })
 }
 
-fn read_manifest<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ModelError> {
+pub(crate) fn read_manifest<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ModelError> {
     let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
         path: path.to_path_buf(),
         source,

@@ -134,9 +134,17 @@ impl Terminal<'_> {
             let Some(chip) = chip else { continue };
             let quality = Quality::measure(&det, &chip);
             let mut nearest = String::new();
+            let mut liveness = None;
             let (identity, best) = if gates.check(&quality).is_some() {
                 (None, f32::NAN)
             } else {
+                liveness = match self.pipeline.check_liveness(&used, &det, times) {
+                    Ok(l) => l.map(|l| l.score),
+                    Err(e) => {
+                        log::warn!("frame {}: {e}", frame.index);
+                        continue;
+                    }
+                };
                 let started = Instant::now();
                 let embedding = match embedder.embed(&chip) {
                     Ok(e) => e,
@@ -164,7 +172,7 @@ impl Terminal<'_> {
                 }
             };
             log::debug!(
-                "frame {} t={:.2}s face {:?} size {:.0} light {:.0} sharp {:.0} yaw {:.0} -> {} {:.3} (nearest {nearest})",
+                "frame {} t={:.2}s face {:?} size {:.0} light {:.0} sharp {:.0} yaw {:.0} live {:?} -> {} {:.3} (nearest {nearest})",
                 frame.index,
                 frame.timestamp.as_secs_f32(),
                 det.bbox.map(|v| v.round() as i32),
@@ -172,6 +180,7 @@ impl Terminal<'_> {
                 quality.brightness,
                 quality.sharpness,
                 quality.yaw_deg,
+                liveness,
                 identity.as_ref().map_or("-", |i| i.name.as_str()),
                 best
             );
@@ -180,6 +189,7 @@ impl Terminal<'_> {
                 quality,
                 identity,
                 best_similarity: best,
+                liveness,
             });
         }
         Ok(out)
@@ -191,6 +201,7 @@ impl Terminal<'_> {
                 (EventOutcome::Accepted, Some(*person_id), Some(name.clone()))
             }
             Outcome::Unknown => (EventOutcome::Unknown, None, None),
+            Outcome::Spoof => (EventOutcome::Spoof, None, None),
         };
         let event = Event {
             unix_ms: SystemTime::now()
@@ -277,7 +288,8 @@ impl Terminal<'_> {
             report.analyse += read_at.elapsed();
             for d in &step.decisions {
                 let event = self.record(d);
-                if let (Outcome::Unknown, Some(snaps)) = (&d.outcome, &self.snapshots) {
+                let refused = matches!(d.outcome, Outcome::Unknown | Outcome::Spoof);
+                if let (true, Some(snaps)) = (refused, &self.snapshots) {
                     // A full card must not stop the door: say so and carry on.
                     match snaps.save(&frame.image, event.unix_ms, d.track) {
                         Ok(p) => log::info!("snapshot {}", p.display()),
@@ -290,6 +302,7 @@ impl Terminal<'_> {
                         (Signal::Accept, Screen::Welcome(name.clone()))
                     }
                     Outcome::Unknown => (Signal::Reject, Screen::Unknown),
+                    Outcome::Spoof => (Signal::Reject, Screen::Spoof),
                 };
                 // Now, not the loop's start: analysing the frame took time, and the relay pulse
                 // must last its full length from the decision on.

@@ -50,6 +50,9 @@ pub struct BenchArgs {
     /// --compare: the python that creates bench/.venv
     #[arg(long, default_value = "python3")]
     python: String,
+    /// Time the pipeline without the liveness stage (on by default, as in `run`)
+    #[arg(long)]
+    no_liveness: bool,
 }
 
 fn default_data() -> PathBuf {
@@ -60,8 +63,8 @@ fn default_bench_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("bench")
 }
 
-const STAGES: [&str; 8] = [
-    "decode", "pnet", "rnet", "onet", "align", "embed", "search", "total",
+const STAGES: [&str; 9] = [
+    "decode", "pnet", "rnet", "onet", "align", "liveness", "embed", "search", "total",
 ];
 
 #[derive(Serialize)]
@@ -105,7 +108,7 @@ pub fn run(ctx: &Context, args: BenchArgs) -> Result<ExitCode> {
     let input = args.input.context("an image or folder is needed")?;
     let images = image_files(&input)?;
     let load_started = Instant::now();
-    let mut pipeline = ctx.pipeline()?;
+    let mut pipeline = ctx.pipeline_live(args.no_liveness)?;
     let load_time = load_started.elapsed();
     if let Some(t) = args.threads {
         pipeline.set_threads(t);
@@ -139,6 +142,7 @@ pub fn run(ctx: &Context, args: BenchArgs) -> Result<ExitCode> {
                 t.detect.rnet,
                 t.detect.onet,
                 t.align,
+                t.liveness,
                 t.embed,
                 search,
             ];

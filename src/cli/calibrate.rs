@@ -21,8 +21,17 @@ use super::{missed, Context};
 pub struct CalibrateArgs {
     /// A folder with one sub-folder of photos per person: every pair of photos of different
     /// people is an impostor comparison, every pair of the same person a genuine one
-    #[arg(long, conflicts_with = "pairs", required_unless_present = "pairs")]
+    #[arg(long, conflicts_with = "pairs", required_unless_present_any = ["pairs", "liveness_attack"])]
     impostors: Option<PathBuf>,
+    /// Calibrate the liveness threshold instead: folder(s) of live face images...
+    #[arg(long, requires = "liveness_attack", conflicts_with_all = ["impostors", "pairs"])]
+    liveness_live: Vec<PathBuf>,
+    /// ...and of attack presentations (printed photos); writes [liveness] threshold
+    #[arg(long, requires = "liveness_live")]
+    liveness_attack: Vec<PathBuf>,
+    /// Target APCER (attacks accepted) for the liveness threshold
+    #[arg(long, default_value_t = 0.01)]
+    apcer: f64,
     /// An LFW-format pairs file instead (images at ROOT/name/name_NNNN.jpg)
     #[arg(long)]
     pairs: Option<PathBuf>,
@@ -38,6 +47,17 @@ pub struct CalibrateArgs {
 }
 
 pub fn run(ctx: &Context, args: CalibrateArgs) -> Result<ExitCode> {
+    if !args.liveness_attack.is_empty() {
+        let report = super::pad::calibrate(
+            ctx,
+            &args.liveness_live,
+            &args.liveness_attack,
+            args.apcer,
+            args.write_config.as_deref(),
+        )?;
+        println!("{report}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let pipeline = ctx.pipeline()?;
     let (genuine, impostor, images, missed) = match (&args.impostors, &args.pairs) {
         (Some(dir), _) => folder_scores(&pipeline, dir)?,
@@ -60,7 +80,7 @@ pub fn run(ctx: &Context, args: CalibrateArgs) -> Result<ExitCode> {
     let tar = rate_at_or_above(&genuine, threshold);
     let far = rate_at_or_above(&impostor, threshold);
     if let Some(path) = &args.write_config {
-        write_threshold(path, threshold)?;
+        write_setting(path, "matching", threshold)?;
     }
     let embedder = pipeline.embedder().manifest().id.clone();
     if ctx.json {
@@ -189,7 +209,8 @@ fn pairs_scores(pipeline: &Pipeline, file: &Path, root: &Path) -> Result<Scores>
 
 /// Set `[matching] threshold` in a TOML config, creating the file if needed and keeping every
 /// other setting.
-fn write_threshold(path: &Path, threshold: f32) -> Result<()> {
+/// Set `threshold` in the `[table]` of the config file at `path`, keeping the rest.
+pub(super) fn write_setting(path: &Path, table_name: &str, threshold: f32) -> Result<()> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -197,11 +218,11 @@ fn write_threshold(path: &Path, threshold: f32) -> Result<()> {
     };
     let mut doc: toml::Table =
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let matching = doc
-        .entry("matching")
+    let entry = doc
+        .entry(table_name)
         .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    let Some(table) = matching.as_table_mut() else {
-        bail!("{}: `matching` is not a table", path.display());
+    let Some(table) = entry.as_table_mut() else {
+        bail!("{}: `{table_name}` is not a table", path.display());
     };
     table.insert("threshold".into(), toml::Value::Float(threshold as f64));
     let tmp = path.with_extension("toml.tmp");

@@ -60,13 +60,27 @@ pub struct EnrollArgs {
     /// With --camera: draw the display into PNG files in DIR (headless runs)
     #[arg(long, requires = "camera", value_name = "DIR")]
     display_png: Option<PathBuf>,
+    /// Enroll even a face that fails the liveness check (logged)
+    #[arg(long)]
+    no_liveness: bool,
 }
 
 pub fn run(ctx: &Context, args: EnrollArgs) -> Result<ExitCode> {
+    if args.no_liveness && ctx.config.liveness.enabled {
+        log::warn!(
+            "enrolling {} with --no-liveness: faces are not checked for printed photos",
+            args.name
+        );
+        eprintln!("facegate: warning: --no-liveness: the liveness check is skipped");
+    }
     let embeddings = match &args.from_embed {
-        Some(file) => read_embed_output(ctx, file)?,
+        Some(file) => read_embed_output(ctx, file, args.no_liveness)?,
         None if args.camera => from_camera(ctx, &args)?,
-        None => embed_photos(&ctx.pipeline()?, &args.images, args.largest)?,
+        None => embed_photos(
+            &ctx.pipeline_live(args.no_liveness)?,
+            &args.images,
+            args.largest,
+        )?,
     };
     let threshold = ctx.threshold()?;
     let expected = ctx.gallery_id()?;
@@ -143,7 +157,7 @@ fn from_camera(ctx: &Context, args: &EnrollArgs) -> Result<Vec<(String, Vec<f32>
     if let Some(s) = &args.source {
         camera.source = s.clone();
     }
-    let pipeline = ctx.pipeline()?;
+    let pipeline = ctx.pipeline_live(args.no_liveness)?;
     let (mut open, is_device) = super::run::opener(&camera)?;
     if !is_device {
         open().map_err(anyhow::Error::from)?;
@@ -218,7 +232,14 @@ fn from_camera(ctx: &Context, args: &EnrollArgs) -> Result<Vec<(String, Vec<f32>
         if (read - 1) % every != 0 {
             continue;
         }
-        let analysis = pipeline.analyse(&frame.image, &mut times)?;
+        let mut analysis = pipeline.analyse(&frame.image, &mut times)?;
+        let before = analysis.faces.len();
+        // A face that fails liveness is never captured.
+        analysis.faces.retain(|f| f.liveness.is_none_or(|l| l.live));
+        if analysis.faces.len() < before {
+            show(&Screen::Spoof);
+            continue;
+        }
         let progress = guide.step(&analysis.faces);
         let screen = match &progress {
             Progress::Hint(h) => Screen::Hint(*h),
@@ -323,6 +344,17 @@ fn embed_photos(
                 path.display()
             ),
         };
+        if let Some(l) = face.liveness.filter(|l| !l.live) {
+            bail!(
+                "{}: the face fails the liveness check (score {:.3} < {:.3}): a photo of a photo \
+                 or a screen? Take the picture of the person themselves, or pass --no-liveness",
+                path.display(),
+                l.score,
+                pipeline
+                    .liveness()
+                    .map_or(f32::NAN, |l| l.params().threshold)
+            );
+        }
         out.push((path.display().to_string(), face.embedding));
     }
     Ok(out)
@@ -339,10 +371,22 @@ struct EmbedLine {
 #[derive(Deserialize)]
 struct EmbedFace {
     embedding: Vec<f32>,
+    #[serde(default)]
+    liveness: Option<EmbedLiveness>,
+}
+
+#[derive(Deserialize)]
+struct EmbedLiveness {
+    score: f32,
+    live: bool,
 }
 
 /// The central face of every line of `facegate embed` output.
-fn read_embed_output(ctx: &Context, file: &Path) -> Result<Vec<(String, Vec<f32>)>> {
+fn read_embed_output(
+    ctx: &Context,
+    file: &Path,
+    no_liveness: bool,
+) -> Result<Vec<(String, Vec<f32>)>> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let expected = ctx.gallery_id()?;
@@ -367,6 +411,15 @@ fn read_embed_output(ctx: &Context, file: &Path) -> Result<Vec<(String, Vec<f32>
         let Some(face) = parsed.faces.into_iter().next() else {
             bail!("{}:{}: no face in {}", file.display(), n + 1, parsed.image);
         };
+        if let Some(l) = face.liveness.as_ref().filter(|l| !l.live && !no_liveness) {
+            bail!(
+                "{}:{}: {} failed the liveness check (score {:.3}); pass --no-liveness to enroll it",
+                file.display(),
+                n + 1,
+                parsed.image,
+                l.score
+            );
+        }
         out.push((parsed.image, face.embedding));
     }
     if out.is_empty() {

@@ -65,6 +65,8 @@ enum EvalCommand {
     Conditions(ConditionsArgs),
     /// Similarity heatmap of the people in a folder (one sub-folder per person)
     Heatmap(HeatmapArgs),
+    /// Liveness (presentation-attack detection): APCER, BPCER, DET curve on live/attack folders
+    Liveness(super::pad::LivenessEvalArgs),
 }
 
 #[derive(Debug, Clone, Parser)]
@@ -123,6 +125,12 @@ struct HeatmapArgs {
 }
 
 pub fn run(ctx: &Context, args: EvalArgs) -> Result<ExitCode> {
+    if let EvalCommand::Liveness(a) = &args.command {
+        // No embedder involved: neither the cache nor --compare apply.
+        let (text, json) = super::pad::eval(ctx, a.clone())?;
+        println!("{}", if ctx.json { json.to_string() } else { text });
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.compare.is_empty() {
         let (text, json) = evaluate(ctx, &args, args.command.clone())?;
         if ctx.json {
@@ -161,6 +169,7 @@ fn evaluate(ctx: &Context, args: &EvalArgs, command: EvalCommand) -> Result<Repo
         EvalCommand::Identify(a) => identify(&mut runner, a)?,
         EvalCommand::Conditions(a) => conditions(&mut runner, a)?,
         EvalCommand::Heatmap(a) => heatmap(&mut runner, a)?,
+        EvalCommand::Liveness(a) => super::pad::eval(ctx, a)?,
     };
     runner.cache.save()?;
     let id = &runner.pipeline.embedder().manifest().id;
@@ -191,6 +200,7 @@ fn with_plot_suffix(mut command: EvalCommand, embedder: &str) -> EvalCommand {
         EvalCommand::Pairs(a) => a.plot.as_mut(),
         EvalCommand::Identify(a) => a.plot.as_mut(),
         EvalCommand::Heatmap(a) => Some(&mut a.plot),
+        EvalCommand::Liveness(a) => a.plot.as_mut(),
         EvalCommand::Conditions(_) => None,
     };
     if let Some(p) = plot {
@@ -1064,7 +1074,7 @@ fn is_image_ext(ext: &str) -> bool {
 }
 
 /// Image files below `dir`, sorted.
-fn images_below(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(super) fn images_below(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

@@ -18,10 +18,13 @@ use super::Context;
 pub struct IdentifyArgs {
     #[arg(required = true)]
     images: Vec<PathBuf>,
+    /// Skip the liveness check even when `[liveness] enabled`
+    #[arg(long)]
+    no_liveness: bool,
 }
 
 pub fn run(ctx: &Context, args: IdentifyArgs) -> Result<ExitCode> {
-    let pipeline = ctx.pipeline()?;
+    let pipeline = ctx.pipeline_live(args.no_liveness)?;
     let threshold = ctx.threshold()?;
     let gallery = ctx.load_gallery(&pipeline.gallery_id()?)?;
     if gallery.is_empty() {
@@ -73,8 +76,12 @@ pub fn run(ctx: &Context, args: IdentifyArgs) -> Result<ExitCode> {
                     (None, None) => "unknown".to_string(),
                 };
                 let b = face.detection.bbox;
+                let live = face.liveness.map_or(String::new(), |l| {
+                    let verdict = if l.live { "live" } else { "SPOOF" };
+                    format!(" [liveness {:.3}: {verdict}]", l.score)
+                });
                 println!(
-                    "{}: face at [{:.0}, {:.0}, {:.0}, {:.0}]: {who}",
+                    "{}: face at [{:.0}, {:.0}, {:.0}, {:.0}]: {who}{live}",
                     path.display(),
                     b[0],
                     b[1],
@@ -87,6 +94,7 @@ pub fn run(ctx: &Context, args: IdentifyArgs) -> Result<ExitCode> {
                 "score": face.detection.score,
                 "landmarks": face.detection.landmarks,
                 "quality": face.quality,
+                "liveness": face.liveness,
                 "match": known.as_ref().map(candidate_json),
                 "best": best.as_ref().map(candidate_json),
             }));

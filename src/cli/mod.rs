@@ -21,6 +21,7 @@ mod enroll;
 mod eval;
 mod identify;
 mod log;
+mod pad;
 mod people;
 mod run;
 mod verify;
@@ -117,6 +118,28 @@ impl Context {
             self.config.low_light.clone(),
         )
         .with_context(|| format!("loading models from {}", self.models.root().display()))
+    }
+
+    /// [`Context::pipeline`] with the liveness check when `[liveness] enabled` (and not
+    /// `disabled` here, e.g. by `--no-liveness`).
+    pub fn pipeline_live(&self, disabled: bool) -> Result<Pipeline> {
+        let mut pipeline = self.pipeline()?;
+        if self.config.liveness.enabled && !disabled {
+            pipeline.set_liveness(Some(self.liveness()?));
+        }
+        Ok(pipeline)
+    }
+
+    /// The liveness nets the config names (checksums verified).
+    pub fn liveness(&self) -> Result<facegate::vision::liveness::Liveness> {
+        facegate::vision::liveness::Liveness::load(&self.models, self.config.liveness.clone())
+            .with_context(|| {
+                format!(
+                    "loading the liveness models from {} (set [liveness] enabled = false to run \
+                     without)",
+                    self.models.root().display()
+                )
+            })
     }
 
     /// The same context with another embedder. A threshold set in the config belongs to the

@@ -81,6 +81,7 @@ impl Observer for CliObserver {
             let who = match &d.outcome {
                 Outcome::Accepted { person_id, name } => format!("ACCEPT {name} (id {person_id})"),
                 Outcome::Unknown => "UNKNOWN".to_string(),
+                Outcome::Spoof => "SPOOF".to_string(),
             };
             println!(
                 "{} {who} track {} similarity {:.3} frames {} at {:.2}s (track age {:.2}s, latency {:.0} ms)",
@@ -230,7 +231,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
     }
     let outputs = &ctx.config.outputs;
 
-    let pipeline = ctx.pipeline()?;
+    let pipeline = ctx.pipeline_live(false)?;
     let threshold = ctx.threshold()?;
     let gallery = ctx.load_gallery(&pipeline.gallery_id()?)?;
     if gallery.is_empty() {
@@ -252,7 +253,12 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
         pipeline: &pipeline,
         gallery: &gallery,
         threshold,
-        decider: Decider::new(ctx.config.decide.clone()),
+        decider: Decider::new(ctx.config.decide.clone()).with_liveness(pipeline.liveness().map(
+            |l| facegate::decide::LivenessRule {
+                threshold: l.params().threshold,
+                floor: l.params().floor,
+            },
+        )),
         indicator: indicator(ctx)?,
         display,
         events: Some(events),

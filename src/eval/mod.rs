@@ -2,6 +2,7 @@
 //! the embedding cache that makes re-runs fast, and plots.
 
 pub mod cache;
+pub mod liveness;
 pub mod metrics;
 pub mod pairs;
 pub mod plot;

@@ -1,0 +1,259 @@
+//! Liveness through the real binary on real NUAA frames (../shared/pad/nuaa_dev): a subject
+//! enrolled from live frames is accepted from live frames and refused as `spoof` from printed
+//! photos of them; enrolment refuses a printed photo; a damaged liveness model is a clear error.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+const SUBJECT: &str = "0003";
+
+fn pad_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pad/nuaa_dev");
+    dir.join("live").is_dir().then_some(dir)
+}
+
+macro_rules! pad_or_skip {
+    () => {
+        match pad_dir() {
+            Some(d) => d,
+            None => {
+                eprintln!("SKIPPED: ../shared/pad/nuaa_dev is not present on this machine");
+                return;
+            }
+        }
+    };
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The subject's frames of one kind, in name order (sessions, then picture number).
+fn frames(pad: &Path, kind: &str) -> Vec<PathBuf> {
+    common::images_in(&pad.join(kind))
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with(&format!("{SUBJECT}_"))
+        })
+        .collect()
+}
+
+/// A folder of symlinks to `frames`, for the folder frame source.
+fn frame_dir(root: &Path, name: &str, frames: &[PathBuf]) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        std::os::unix::fs::symlink(f, dir.join(format!("{i:04}.jpg"))).unwrap();
+    }
+    dir
+}
+
+fn enroll(gallery: &Path, photos: &[PathBuf], extra: &[&str]) -> std::process::Output {
+    common::facegate()
+        .args(["--gallery", s(gallery), "enroll", "--name", SUBJECT])
+        .args(extra)
+        .args(photos)
+        .output()
+        .unwrap()
+}
+
+fn run(gallery: &Path, source: &Path, work: &Path, extra: &[&str]) -> Vec<Value> {
+    let out = common::facegate()
+        .args([
+            "--gallery",
+            s(gallery),
+            "--json",
+            "run",
+            "--source",
+            s(source),
+        ])
+        .args(["--log-file", s(&work.join("events.fglog"))])
+        .args(extra)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "facegate run failed: {stderr}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn printed_photos_are_refused_as_spoof_and_the_live_subject_is_accepted() {
+    let pad = pad_or_skip!();
+    let work = tempfile::tempdir().unwrap();
+    let gallery = work.path().join("gallery.fg");
+    let live = frames(&pad, "live");
+    let attack = frames(&pad, "attack");
+    assert!(
+        live.len() >= 20 && attack.len() >= 20,
+        "{live:?} {attack:?}"
+    );
+
+    // Enrolment refuses a printed photo unless told otherwise.
+    let out = enroll(&gallery, &attack[..1], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a printed photo was enrolled");
+    assert!(stderr.contains("liveness"), "{stderr}");
+    assert!(!gallery.exists(), "a refused enrolment wrote the gallery");
+
+    // Enrol from three live frames of different sessions.
+    let picks = [0, live.len() / 2, live.len() - 1].map(|i| live[i].clone());
+    let out = enroll(&gallery, &picks, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let attack_dir = frame_dir(work.path(), "attack", &attack);
+    let snapshots = work.path().join("snapshots");
+    let decisions = run(
+        &gallery,
+        &attack_dir,
+        work.path(),
+        &["--snapshot-dir", s(&snapshots)],
+    );
+    assert!(
+        !decisions.is_empty(),
+        "no decision on {} attack frames",
+        attack.len()
+    );
+    for d in &decisions {
+        assert_eq!(d["outcome"], "spoof", "attack frames: {d}");
+        assert!(d["liveness"].as_f64().unwrap() < 0.5, "{d}");
+    }
+    // The refusals were logged as spoof attempts.
+    let log = common::facegate()
+        .args([
+            "--json",
+            "log",
+            "--log-file",
+            s(&work.path().join("events.fglog")),
+        ])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&log.stdout);
+    assert_eq!(log.matches("\"spoof\"").count(), decisions.len(), "{log}");
+    // ...each with a snapshot of the frame.
+    assert_eq!(
+        std::fs::read_dir(&snapshots).unwrap().count(),
+        decisions.len()
+    );
+
+    let live_dir = frame_dir(work.path(), "live", &live);
+    let decisions = run(&gallery, &live_dir, work.path(), &[]);
+    let accepted: Vec<_> = decisions
+        .iter()
+        .filter(|d| d["outcome"] == "accepted")
+        .collect();
+    assert!(!accepted.is_empty(), "live frames: {decisions:?}");
+    assert!(accepted.iter().all(|d| d["name"] == SUBJECT));
+    assert!(
+        decisions.iter().all(|d| d["outcome"] != "spoof"),
+        "a live track was refused as spoof: {decisions:?}"
+    );
+
+    // --no-liveness overrides the refusal.
+    let other = work.path().join("other.fg");
+    let out = enroll(&other, &attack[..1], &["--no-liveness"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_liveness_model_with_the_wrong_checksum_is_a_clear_error() {
+    let pad = pad_or_skip!();
+    let models = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(common::models_dir()).unwrap().flatten() {
+        let name = e.file_name().into_string().unwrap();
+        // The default detector and embedder and the liveness nets (not the large dlib files).
+        if name.starts_with("mtcnn.")
+            || name.starts_with("mobilefacenet-arcface.")
+            || name.starts_with("minifasnet")
+            || ["pnet.onnx", "rnet.onnx", "onet.onnx", "mobilefacenet.onnx"]
+                .contains(&name.as_str())
+        {
+            std::fs::copy(e.path(), models.path().join(&name)).unwrap();
+        }
+    }
+    let net = models.path().join("minifasnet_v1se.onnx");
+    let mut bytes = std::fs::read(&net).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(&net, bytes).unwrap();
+    let photo = frames(&pad, "live").remove(0);
+    let out = common::facegate()
+        .env("FACEGATE_MODELS", models.path())
+        .args(["--gallery", s(&models.path().join("g.fg")), "identify"])
+        .arg(&photo)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("checksum mismatch") && stderr.contains("minifasnet_v1se.onnx"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("liveness"), "{stderr}");
+}
+
+#[test]
+fn identify_and_embed_report_liveness() {
+    let pad = pad_or_skip!();
+    let work = tempfile::tempdir().unwrap();
+    let live = frames(&pad, "live").remove(0);
+    let attack = frames(&pad, "attack").remove(0);
+    let out = common::facegate()
+        .args([
+            "--gallery",
+            s(&work.path().join("g.fg")),
+            "--json",
+            "identify",
+        ])
+        .args([&live, &attack])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let live_score = lines[0]["faces"][0]["liveness"]["score"].as_f64().unwrap();
+    let attack_score = lines[1]["faces"][0]["liveness"]["score"].as_f64().unwrap();
+    assert!(live_score > attack_score, "{lines:?}");
+    assert_eq!(lines[1]["faces"][0]["liveness"]["live"], false);
+
+    let out = common::facegate()
+        .args(["embed"])
+        .arg(&attack)
+        .output()
+        .unwrap();
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["faces"][0]["liveness"]["live"], false, "{line}");
+    // --no-liveness leaves the field out.
+    let out = common::facegate()
+        .args(["embed", "--no-liveness"])
+        .arg(&attack)
+        .output()
+        .unwrap();
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(line["faces"][0].get("liveness").is_none(), "{line}");
+}
