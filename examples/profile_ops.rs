@@ -2,7 +2,7 @@
 //!
 //!   cargo run --release --example profile_ops -- models/mobilefacenet.onnx 1x3x112x112 [RUNS] [--tract-only]
 //!
-//! The model is loaded as facegate loads it (with the kernels of `facegate::onnx_ops`);
+//! The model is loaded as facegate loads it (with the kernels of `facegate::runtime::onnx_ops`);
 //! `--tract-only` loads it with tract-onnx's own operators instead, for the comparison.
 //!
 //! Prints the multiply-accumulates (MACs) of the decluttered graph (tract's own cost model, which
@@ -37,7 +37,7 @@ fn main() -> TractResult<()> {
     let onnx = if tract_only {
         tract_onnx::onnx()
     } else {
-        facegate::onnx_ops::onnx()
+        facegate::runtime::onnx_ops::onnx()
     };
     let model = onnx.model_for_path(&path)?.with_input_fact(0, fact)?;
     let typed = model.into_typed()?.into_decluttered()?;

@@ -1,8 +1,8 @@
 //! Render every terminal screen to PNG, to look at them: `cargo run --example screens -- DIR
 //! [WIDTHxHEIGHT...]` (default 240x240 and 128x64).
 
-use facegate::decide::Hint;
 use facegate::hw::display::{Display, PngDisplay, Screen};
+use facegate::terminal::decide::Hint;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

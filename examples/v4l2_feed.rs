@@ -21,7 +21,7 @@ use v4l::video::Output;
 use v4l::{Device, Format, FourCC};
 
 /// RGB → YUYV 4:2:2 with BT.601 limited-range coefficients (the inverse of what
-/// `facegate::frame::yuyv_to_rgb_into` decodes).
+/// `facegate::media::frame::yuyv_to_rgb_into` decodes).
 fn to_yuyv(rgb: &RgbImage) -> Vec<u8> {
     let y = |[r, g, b]: [i32; 3]| (((66 * r + 129 * g + 25 * b + 128) >> 8) + 16) as u8;
     let u = |[r, g, b]: [i32; 3]| (((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128) as u8;

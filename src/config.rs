@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::decide::DecideParams;
-use crate::events::LogParams;
 use crate::hw::camera::CameraParams;
 use crate::hw::display::DisplayKind;
 use crate::hw::indicator::LineParams;
-use crate::pipeline::LowLightParams;
-use crate::precision::PrecisionSetting;
+use crate::runtime::precision::PrecisionSetting;
+use crate::terminal::decide::DecideParams;
+use crate::terminal::events::LogParams;
 use crate::vision::detect::DetectorParams;
+use crate::vision::pipeline::LowLightParams;
 
 /// Where a door terminal keeps its configuration.
 pub const SYSTEM_CONFIG: &str = "/etc/facegate/config.toml";
@@ -56,6 +56,17 @@ pub struct Config {
     pub log: LogParams,
     /// Passive liveness (printed-photo detection) in `run`, `enroll`, `identify`, `embed`.
     pub liveness: crate::vision::liveness::LivenessParams,
+    /// The key file the gallery and the decision log are sealed with.
+    pub security: SecurityParams,
+}
+
+/// The `[security]` section.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityParams {
+    /// The key file (0600, outside the gallery's folder; created on the first save). Unset:
+    /// `$FACEGATE_KEY_FILE`, else `~/.config/facegate/gallery.key`.
+    pub key_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -73,6 +84,7 @@ impl Default for Config {
             outputs: OutputParams::default(),
             log: LogParams::default(),
             liveness: Default::default(),
+            security: SecurityParams::default(),
         }
     }
 }
@@ -130,6 +142,14 @@ pub struct MatchParams {
 }
 
 impl Config {
+    /// The key file: the configured one, else [`crate::keys::default_key_file`].
+    pub fn key_file(&self) -> PathBuf {
+        self.security
+            .key_file
+            .clone()
+            .unwrap_or_else(crate::keys::default_key_file)
+    }
+
     /// Read `path` if given (it must exist), else the system config if present, else defaults.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let path = match path {
@@ -150,7 +170,11 @@ impl Config {
         if config.gallery.is_relative() && config.gallery != Self::default().gallery {
             config.gallery = base.join(&config.gallery);
         }
-        for dir in [&mut config.models_dir, &mut config.log.snapshot_dir] {
+        for dir in [
+            &mut config.models_dir,
+            &mut config.log.snapshot_dir,
+            &mut config.security.key_file,
+        ] {
             if let Some(dir) = dir.as_mut().filter(|d| d.is_relative()) {
                 *dir = base.join(&*dir);
             }

@@ -1,25 +1,31 @@
 //! facegate: offline face recognition for door and login terminals.
 //!
-//! The data path is one line, and so are the modules: [`image_io`] and [`vision::detect`] find
-//! faces, [`vision::align`] cuts aligned chips, [`vision::embed`] turns them into vectors,
-//! [`pipeline`] chains those for one image, [`gallery`] matches vectors against enrolled people.
-//! The terminal adds time: [`hw::camera`] sources [`frame`]s, [`decide`] turns faces over frames
-//! into accept / unknown, [`terminal`] runs that loop and drives [`hw::indicator`],
-//! [`hw::display`] and the [`events`] log.
+//! The data path is one line, and the modules follow it:
+//! camera frame → faces → aligned chips → embeddings → match → decision → outputs.
+//! The core ([`vision`], [`gallery`], [`terminal::decide`]) is pure and testable with files;
+//! devices sit at the edge in [`hw`]. `docs/architecture.md` draws the flow and who owns what.
 
+/// The config file: every threshold and device setting, with documented defaults.
 pub mod config;
-pub mod decide;
+/// Measuring accuracy: verification pairs, open-set 1:N, conditions, heatmaps, calibration, plots.
 pub mod eval;
-pub mod events;
-pub mod frame;
+/// Enrolled people, their templates, 1:N search, and the gallery file on disk.
 pub mod gallery;
-pub mod guided_enrol;
+/// The checks behind `facegate doctor`: config, models, gallery, devices, log, disk.
+pub mod health;
+/// The device edge: cameras in; LEDs, relay and display out. Nothing here knows about faces.
 pub mod hw;
-pub mod image_io;
-pub mod models;
-pub mod onnx_ops;
-pub mod pipeline;
-pub mod precision;
-pub mod snapshots;
+/// The key file: one secret behind the gallery's sealing and the decision log's chain.
+pub mod keys;
+/// Pictures in: still images decoded from files, camera frames and their pixel formats.
+pub mod media;
+/// Speed, measured: per-stage bench and the comparison against onnxruntime.
+pub mod perf;
+/// Model files, checksums, precision variants, and facegate's own tract kernels.
+pub mod runtime;
+/// What every command loads: config with overrides, models in their precision, the gallery.
+pub mod setup;
+/// The door terminal over time: the run loop, tracks and decisions, guided enrolment, the log.
 pub mod terminal;
+/// The pure vision core: detect, align, embed, quality, enhance, and the per-image pipeline.
 pub mod vision;

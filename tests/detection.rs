@@ -93,7 +93,7 @@ fn annotated_faces_in_crowded_photos_are_found() {
 fn a_face_in_a_very_dark_photo_is_found_on_the_brightened_retry() {
     let data = data_or_skip!();
     let path = data.join("dev/face_recognition_examples/kit_harington/john1.jpeg");
-    let mut image = facegate::image_io::load_rgb(&path).unwrap();
+    let mut image = facegate::media::image_io::load_rgb(&path).unwrap();
     // A dim corridor: a twentieth of the light.
     for p in image.pixels_mut() {
         for c in 0..3 {
@@ -101,7 +101,7 @@ fn a_face_in_a_very_dark_photo_is_found_on_the_brightened_retry() {
         }
     }
     let pipeline = common::pipeline("mobilefacenet");
-    let mut times = facegate::pipeline::StageTimes::default();
+    let mut times = facegate::vision::pipeline::StageTimes::default();
     let direct = pipeline
         .detector()
         .detect(&image, &mut times.detect)
@@ -114,7 +114,7 @@ fn a_face_in_a_very_dark_photo_is_found_on_the_brightened_retry() {
     assert!(analysis.enhanced, "the retry must be reported");
     assert_eq!(analysis.faces.len(), 1);
     // And the face is still recognisable: compared with the same photo in full light.
-    let bright = facegate::image_io::load_rgb(&path).unwrap();
+    let bright = facegate::media::image_io::load_rgb(&path).unwrap();
     let reference = pipeline.analyse(&bright, &mut times).unwrap();
     let similarity = facegate::vision::embed::cosine(
         &reference.faces[0].embedding,
@@ -133,20 +133,25 @@ fn several_threads_find_exactly_what_one_thread_finds() {
     let mut paths = common::images_in(&data.join("hard/many_faces"));
     paths.retain(|p| p.parent() == Some(&data.join("hard/many_faces")));
     assert!(paths.len() >= 3, "many_faces photos: {paths:?}");
-    let dir = facegate::models::ModelDir::locate(Some(&common::models_dir())).unwrap();
+    let dir = facegate::runtime::models::ModelDir::locate(Some(&common::models_dir())).unwrap();
     let load = |threads| {
         let params = facegate::vision::detect::DetectorParams {
             threads,
             ..Default::default()
         };
-        facegate::pipeline::Pipeline::load(&dir, "mobilefacenet", params, Default::default())
-            .unwrap()
+        facegate::vision::pipeline::Pipeline::load(
+            &dir,
+            "mobilefacenet",
+            params,
+            Default::default(),
+        )
+        .unwrap()
     };
     let (one, three) = (load(1), load(3));
     let mut faces = 0;
     for path in &paths {
-        let image = facegate::image_io::load_rgb(path).unwrap();
-        let mut t = facegate::pipeline::StageTimes::default();
+        let image = facegate::media::image_io::load_rgb(path).unwrap();
+        let mut t = facegate::vision::pipeline::StageTimes::default();
         let a = one.analyse(&image, &mut t).unwrap();
         let b = three.analyse(&image, &mut t).unwrap();
         assert_eq!(a.faces.len(), b.faces.len(), "{}", path.display());

@@ -289,7 +289,7 @@ fn two_embedders_compared_in_one_run() {
         assert_eq!(run["pairs"], 40);
         assert!(rate(&run["auc"]) > 0.9, "{id}: {}", run["auc"]);
         // Each embedder keeps its own calibrated threshold, and its own plot.
-        let manifest_threshold = facegate::models::ModelDir::locate(None)
+        let manifest_threshold = facegate::runtime::models::ModelDir::locate(None)
             .unwrap()
             .embedder_manifest(id)
             .unwrap()

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use facegate::models::{f32_slice, optimise, ModelDir};
+use facegate::runtime::models::{f32_slice, optimise, ModelDir};
 use serde::Deserialize;
 use tract_onnx::prelude::*;
 

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 
 use facegate::eval::metrics::{kfold_accuracy, mean_std};
 use facegate::eval::pairs::read_pairs;
-use facegate::image_io::load_rgb;
-use facegate::models::ModelDir;
-use facegate::pipeline::Analysis;
-use facegate::precision::Precision;
+use facegate::media::image_io::load_rgb;
+use facegate::runtime::models::ModelDir;
+use facegate::runtime::precision::Precision;
 use facegate::vision::align::align_face;
 use facegate::vision::embed::{cosine, Embedder};
+use facegate::vision::pipeline::Analysis;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

@@ -19,17 +19,17 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use facegate::decide::{DecideParams, Decider, Decision, Outcome};
-use facegate::events::Event;
-use facegate::frame::Frame;
 use facegate::gallery::Gallery;
 use facegate::hw::camera::{Backoff, DirSource, FrameSource, Opener, Resilient, SourceError};
 use facegate::hw::display::PngDisplay;
 use facegate::hw::indicator::{Recorder, Signal};
-use facegate::image_io::load_rgb;
-use facegate::models::ModelDir;
-use facegate::pipeline::StageTimes;
+use facegate::media::frame::Frame;
+use facegate::media::image_io::load_rgb;
+use facegate::runtime::models::ModelDir;
+use facegate::terminal::decide::{DecideParams, Decider, Decision, Outcome};
+use facegate::terminal::events::Event;
 use facegate::terminal::{Observer, Terminal};
+use facegate::vision::pipeline::StageTimes;
 
 const PEOPLE: [&str; 2] = ["alex-lacamoire", "lin-manuel-miranda"];
 const LIN: &str = "lin-manuel-miranda";

@@ -1,21 +1,17 @@
-//! `facegate calibrate`: choose the open-set threshold for a target false-accept rate from
-//! impostor comparisons, and report the genuine accept rate it keeps.
+//! `facegate calibrate`: choose the open-set threshold for a target false-accept rate
+//! (`facegate::eval::calibrate`), or with `--liveness-*` the liveness threshold for a target
+//! APCER (`facegate::eval::liveness`), print it, and optionally write it into a config.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::Result;
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
 
-use facegate::eval::metrics::{rate_at_or_above, threshold_at_far};
-use facegate::eval::pairs::read_pairs;
-use facegate::pipeline::{central_embeddings, Pipeline};
-use facegate::vision::embed::cosine;
+use facegate::eval::calibrate::{calibrate, write_threshold, ScoreSource};
+use facegate::eval::liveness;
 
-use super::{missed, Context};
+use super::Context;
 
 #[derive(Debug, Parser)]
 pub struct CalibrateArgs {
@@ -41,193 +37,83 @@ pub struct CalibrateArgs {
     /// Target false accept rate per comparison
     #[arg(long, default_value_t = 1e-3)]
     far: f64,
-    /// Write the threshold into this config file ([matching] threshold), keeping the rest
+    /// Write the threshold into this config file ([matching] threshold, or [liveness] threshold
+    /// with --liveness-*), keeping the rest
     #[arg(long, value_name = "CONFIG")]
     write_config: Option<PathBuf>,
 }
 
 pub fn run(ctx: &Context, args: CalibrateArgs) -> Result<ExitCode> {
     if !args.liveness_attack.is_empty() {
-        let report = super::pad::calibrate(
-            ctx,
-            &args.liveness_live,
-            &args.liveness_attack,
-            args.apcer,
-            args.write_config.as_deref(),
-        )?;
-        println!("{report}");
-        return Ok(ExitCode::SUCCESS);
+        return run_liveness(ctx, &args);
     }
-    let pipeline = ctx.pipeline()?;
-    let (genuine, impostor, images, missed) = match (&args.impostors, &args.pairs) {
-        (Some(dir), _) => folder_scores(&pipeline, dir)?,
-        (None, Some(pairs)) => {
+    let source = match (args.impostors, args.pairs) {
+        (Some(dir), _) => ScoreSource::Folder(dir),
+        (None, Some(file)) => {
             let root = args
                 .root
-                .clone()
-                .unwrap_or_else(|| pairs.parent().unwrap_or(Path::new(".")).to_path_buf());
-            pairs_scores(&pipeline, pairs, &root)?
+                .unwrap_or_else(|| file.parent().unwrap_or(Path::new(".")).to_path_buf());
+            ScoreSource::Pairs { file, root }
         }
         (None, None) => unreachable!("clap requires one"),
     };
-    let Some(threshold) = threshold_at_far(&impostor, args.far) else {
-        bail!(
-            "{} impostor comparisons cannot measure a false accept rate of {:e}; use more people or a larger --far",
-            impostor.len(),
-            args.far
-        );
-    };
-    let tar = rate_at_or_above(&genuine, threshold);
-    let far = rate_at_or_above(&impostor, threshold);
+    let c = calibrate(ctx, &source, args.far)?;
     if let Some(path) = &args.write_config {
-        write_setting(path, "matching", threshold)?;
+        write_threshold(path, c.threshold)?;
     }
-    let embedder = pipeline.embedder().manifest().id.clone();
     if ctx.json {
+        println!("{}", serde_json::to_string(&c)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{}: threshold {:.4} for FAR {:e}: measured FAR {:.2e} over {} impostor comparisons, TAR {:.2} % over {} genuine comparisons ({} images, {} without a face)",
+        c.embedder,
+        c.threshold,
+        c.target_far,
+        c.far,
+        c.impostor_comparisons,
+        c.tar * 100.0,
+        c.genuine_comparisons,
+        c.images,
+        c.images_without_face.len()
+    );
+    if let Some(path) = &args.write_config {
         println!(
-            "{}",
-            json!({
-                "embedder": embedder,
-                "target_far": args.far,
-                "threshold": threshold,
-                "far": far,
-                "tar": tar,
-                "impostor_comparisons": impostor.len(),
-                "genuine_comparisons": genuine.len(),
-                "images": images,
-                "images_without_face": missed,
-            })
+            "wrote [matching] threshold = {} to {}",
+            c.threshold,
+            path.display()
         );
-    } else {
-        println!(
-            "{embedder}: threshold {threshold:.4} for FAR {:e}: measured FAR {far:.2e} over {} impostor comparisons, TAR {:.2} % over {} genuine comparisons ({images} images, {} without a face)",
-            args.far,
-            impostor.len(),
-            tar * 100.0,
-            genuine.len(),
-            missed.len()
-        );
-        if let Some(path) = &args.write_config {
-            println!(
-                "wrote [matching] threshold = {threshold} to {}",
-                path.display()
-            );
-        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-type Scores = (Vec<f32>, Vec<f32>, usize, Vec<String>);
-
-fn embed_with_progress(pipeline: &Pipeline, images: &[PathBuf]) -> Result<Vec<Option<Vec<f32>>>> {
-    let bar = ProgressBar::new(images.len() as u64).with_style(
-        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} images, {eta} left")
-            .expect("valid template"),
-    );
-    bar.set_message("embedding");
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let out = central_embeddings(pipeline, images, threads, &|| bar.inc(1))?;
-    bar.finish_and_clear();
-    Ok(out)
-}
-
-fn folder_scores(pipeline: &Pipeline, dir: &Path) -> Result<Scores> {
-    let mut by_person: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
-    for person in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let person = person?.path();
-        if !person.is_dir() {
-            continue;
-        }
-        let name = person
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        let mut photos: Vec<PathBuf> = std::fs::read_dir(&person)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
-            .collect();
-        photos.sort();
-        by_person.insert(name, photos);
+/// `--liveness-live … --liveness-attack …`: the liveness threshold for `--apcer`.
+fn run_liveness(ctx: &Context, args: &CalibrateArgs) -> Result<ExitCode> {
+    let c = liveness::calibrate(ctx, &args.liveness_live, &args.liveness_attack, args.apcer)?;
+    if let Some(path) = &args.write_config {
+        liveness::write_threshold(path, c.liveness_threshold)?;
     }
-    let images: Vec<PathBuf> = by_person.values().flatten().cloned().collect();
-    let owner: Vec<usize> = by_person
-        .values()
-        .enumerate()
-        .flat_map(|(i, photos)| std::iter::repeat_n(i, photos.len()))
-        .collect();
-    if by_person.len() < 2 {
-        bail!(
-            "{}: need photos of at least two people in sub-folders",
-            dir.display()
+    if ctx.json {
+        println!("{}", serde_json::to_string(&c)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let pct = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{:.2} %", v * 100.0));
+    println!(
+        "liveness ({}): threshold {:.4} for APCER {}: measured APCER {} over {} attack presentations, BPCER {} over {} bona fide presentations",
+        c.nets,
+        c.liveness_threshold,
+        c.target_apcer,
+        pct(c.apcer),
+        c.attack_presentations,
+        pct(c.bpcer),
+        c.bona_fide_presentations
+    );
+    if let Some(path) = &args.write_config {
+        println!(
+            "wrote [liveness] threshold = {} to {}",
+            c.liveness_threshold,
+            path.display()
         );
     }
-    let embeddings = embed_with_progress(pipeline, &images)?;
-    let missed = missed(&images, &embeddings);
-    let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
-    for i in 0..images.len() {
-        let Some(a) = &embeddings[i] else { continue };
-        for j in i + 1..images.len() {
-            let Some(b) = &embeddings[j] else { continue };
-            let s = cosine(a, b);
-            if owner[i] == owner[j] {
-                genuine.push(s);
-            } else {
-                impostor.push(s);
-            }
-        }
-    }
-    Ok((genuine, impostor, images.len(), missed))
-}
-
-fn pairs_scores(pipeline: &Pipeline, file: &Path, root: &Path) -> Result<Scores> {
-    let pairs = read_pairs(file, root)?;
-    let mut images: Vec<PathBuf> = pairs
-        .iter()
-        .flat_map(|p| [p.a.clone(), p.b.clone()])
-        .collect();
-    images.sort();
-    images.dedup();
-    let embeddings = embed_with_progress(pipeline, &images)?;
-    let missed = missed(&images, &embeddings);
-    let find = |p: &PathBuf| embeddings[images.binary_search(p).expect("listed")].as_ref();
-    let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
-    for p in &pairs {
-        // A pair with a missing face scores as a non-match: it is counted, not dropped.
-        let s = match (find(&p.a), find(&p.b)) {
-            (Some(a), Some(b)) => cosine(a, b),
-            _ => -1.0,
-        };
-        if p.same {
-            genuine.push(s);
-        } else {
-            impostor.push(s);
-        }
-    }
-    Ok((genuine, impostor, images.len(), missed))
-}
-
-/// Set `[matching] threshold` in a TOML config, creating the file if needed and keeping every
-/// other setting.
-/// Set `threshold` in the `[table]` of the config file at `path`, keeping the rest.
-pub(super) fn write_setting(path: &Path, table_name: &str, threshold: f32) -> Result<()> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let mut doc: toml::Table =
-        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let entry = doc
-        .entry(table_name)
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    let Some(table) = entry.as_table_mut() else {
-        bail!("{}: `{table_name}` is not a table", path.display());
-    };
-    table.insert("threshold".into(), toml::Value::Float(threshold as f64));
-    let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, toml::to_string(&doc)?)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

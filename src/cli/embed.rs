@@ -8,8 +8,8 @@ use anyhow::Result;
 use clap::Parser;
 use serde_json::json;
 
-use facegate::image_io::load_rgb;
-use facegate::pipeline::StageTimes;
+use facegate::media::image_io::load_rgb;
+use facegate::vision::pipeline::StageTimes;
 
 use super::Context;
 

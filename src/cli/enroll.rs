@@ -10,17 +10,13 @@ use clap::Parser;
 use serde::Deserialize;
 use serde_json::json;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use facegate::frame::Frame;
 use facegate::gallery::{Match, Selector};
-use facegate::guided_enrol::{Guide, GuideParams, Pose, Progress};
-use facegate::hw::camera::{Resilient, SourceEvent};
-use facegate::hw::display::Screen;
-use facegate::image_io::load_rgb;
-use facegate::pipeline::{Pipeline, StageTimes};
+use facegate::media::image_io::load_rgb;
+use facegate::terminal::camera_enrol::{enrol_from_camera, CameraEnrolment};
+use facegate::vision::pipeline::{Pipeline, StageTimes};
 
 use super::Context;
 
@@ -29,6 +25,10 @@ pub struct EnrollArgs {
     /// The person's name (1–64 bytes, unique in the gallery)
     #[arg(long)]
     name: String,
+    /// Link the person to this Unix account (login stations: `pam_facegate` checks this
+    /// person's face for that login); a login belongs to one person at most
+    #[arg(long, value_name = "LOGIN")]
+    user: Option<String>,
     /// Photos of the person, one face each
     #[arg(required_unless_present_any = ["from_embed", "camera"])]
     images: Vec<PathBuf>,
@@ -66,6 +66,10 @@ pub struct EnrollArgs {
 }
 
 pub fn run(ctx: &Context, args: EnrollArgs) -> Result<ExitCode> {
+    // A bad login is refused before the models run.
+    if let Some(login) = &args.user {
+        facegate::gallery::validate_login(login)?;
+    }
     if args.no_liveness && ctx.config.liveness.enabled {
         log::warn!(
             "enrolling {} with --no-liveness: faces are not checked for printed photos",
@@ -75,7 +79,22 @@ pub fn run(ctx: &Context, args: EnrollArgs) -> Result<ExitCode> {
     }
     let embeddings = match &args.from_embed {
         Some(file) => read_embed_output(ctx, file, args.no_liveness)?,
-        None if args.camera => from_camera(ctx, &args)?,
+        None if args.camera => {
+            let stop = Arc::new(AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())?;
+                signal_hook::flag::register(sig, stop.clone())?;
+            }
+            let request = CameraEnrolment {
+                name: args.name.clone(),
+                source: args.source.clone(),
+                display_png: args.display_png.clone(),
+                timeout: args.timeout,
+                min_poses: args.min_poses,
+                liveness: !args.no_liveness,
+            };
+            enrol_from_camera(ctx, &request, &stop, &mut |m| eprintln!("facegate: {m}"))?
+        }
         None => embed_photos(
             &ctx.pipeline_live(args.no_liveness)?,
             &args.images,
@@ -122,7 +141,10 @@ pub fn run(ctx: &Context, args: EnrollArgs) -> Result<ExitCode> {
             gallery.add_person(&args.name, &vectors, now)?
         }
     };
-    ctx.store().save(&gallery)?;
+    if let Some(login) = &args.user {
+        gallery.link_user(&Selector::Id(id), Some(login))?;
+    }
+    ctx.save_gallery(&gallery)?;
     let person = gallery.find(&Selector::Id(id)).expect("just added");
     for w in &warnings {
         eprintln!("facegate: warning: {w}");
@@ -135,6 +157,7 @@ pub fn run(ctx: &Context, args: EnrollArgs) -> Result<ExitCode> {
                 "name": person.name.as_str(),
                 "added": vectors.len(),
                 "templates": person.templates.len(),
+                "user": person.user.as_deref(),
                 "warnings": warnings,
             })
         );
@@ -148,168 +171,6 @@ pub fn run(ctx: &Context, args: EnrollArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Guide the person at the camera through the poses; one embedding per captured pose. Nothing
-/// is returned (so nothing stored) unless at least `--min-poses` poses were captured.
-fn from_camera(ctx: &Context, args: &EnrollArgs) -> Result<Vec<(String, Vec<f32>)>> {
-    let mut camera = ctx.config.camera.clone();
-    if let Some(s) = &args.source {
-        camera.source = s.clone();
-    }
-    let pipeline = ctx.pipeline_live(args.no_liveness)?;
-    let (mut open, is_device) = super::run::opener(&camera)?;
-    if !is_device {
-        open().map_err(anyhow::Error::from)?;
-    }
-    let mut source = Resilient::new(open, camera.backoff());
-    let mut display = super::run::display(ctx, args.display_png.as_deref())?;
-    let mut show = |screen: &Screen| {
-        if let Some(d) = display.as_mut() {
-            if let Err(e) = d.show(screen) {
-                log::warn!("display: {e}");
-            }
-        }
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())?;
-        signal_hook::flag::register(sig, stop.clone())?;
-    }
-    let mut guide = Guide::new(GuideParams::new(
-        ctx.config.decide.quality.clone(),
-        ctx.threshold()?,
-    ));
-    let timeout = Duration::from_secs_f32(args.timeout.max(0.0));
-    let every = u64::from(camera.every_nth.max(1));
-    let mut frame = Frame::empty();
-    let mut times = StageTimes::default();
-    let (mut read, mut last_said) = (0u64, None);
-    let mut started_at = None;
-    let ask = |guide: &Guide| Screen::Enrol {
-        prompt: guide.next_pose().map_or("", |p| p.prompt()).to_string(),
-        done: guide.captures().len(),
-        total: guide.total(),
-    };
-    show(&ask(&guide));
-    eprintln!(
-        "facegate: enrolling {}: {}",
-        args.name,
-        Pose::Front.prompt()
-    );
-    while !stop.load(Ordering::Relaxed) && guide.next_pose().is_some() {
-        let now = Instant::now();
-        match source.poll(now, &mut frame) {
-            SourceEvent::Frame => {}
-            SourceEvent::Skipped(e) => {
-                log::warn!("{e}");
-                continue;
-            }
-            SourceEvent::Lost { error, retry_in } => {
-                eprintln!("facegate: camera lost: {error}; retrying in {retry_in:?}");
-                show(&Screen::CameraLost);
-                continue;
-            }
-            SourceEvent::Waiting { until } => {
-                std::thread::sleep(
-                    until
-                        .saturating_duration_since(now)
-                        .min(Duration::from_millis(50)),
-                );
-                continue;
-            }
-            SourceEvent::Recovered => {
-                show(&ask(&guide));
-                continue;
-            }
-            SourceEvent::End => break,
-        }
-        read += 1;
-        let start = *started_at.get_or_insert(frame.timestamp);
-        if frame.timestamp.saturating_sub(start) > timeout {
-            break;
-        }
-        if (read - 1) % every != 0 {
-            continue;
-        }
-        let mut analysis = pipeline.analyse(&frame.image, &mut times)?;
-        let before = analysis.faces.len();
-        // A face that fails liveness is never captured.
-        analysis.faces.retain(|f| f.liveness.is_none_or(|l| l.live));
-        if analysis.faces.len() < before {
-            show(&Screen::Spoof);
-            continue;
-        }
-        let progress = guide.step(&analysis.faces);
-        let screen = match &progress {
-            Progress::Hint(h) => Screen::Hint(*h),
-            Progress::Done => Screen::Enrolled(args.name.clone()),
-            _ => ask(&guide),
-        };
-        show(&screen);
-        let said = format!("{progress:?}");
-        if last_said.as_ref() != Some(&said) {
-            match &progress {
-                Progress::Captured(_) | Progress::Done => {
-                    let c = guide.captures().last().expect("captured");
-                    eprintln!(
-                        "facegate: captured {:?} (frame {}, head turn {:.0}°, similarity to the earlier frames {:.3}){}",
-                        c.pose,
-                        frame.index,
-                        c.yaw_deg,
-                        c.similarity,
-                        guide.next_pose().map_or(String::new(), |p| format!("; next: {}", p.prompt()))
-                    );
-                }
-                Progress::OnePersonOnly => eprintln!("facegate: one person at a time, please"),
-                Progress::SomeoneElse { similarity } => eprintln!(
-                    "facegate: this is not the person being enrolled (similarity {similarity:.3}); ignored"
-                ),
-                _ => {}
-            }
-            last_said = Some(said);
-        }
-    }
-    if stop.load(Ordering::Relaxed) {
-        bail!("enrolment interrupted; nothing stored");
-    }
-    let captured = guide.captures();
-    if captured.len() < args.min_poses as usize {
-        bail!(
-            "only {} of {} poses captured before the camera {} (missing: {}); nothing stored. \
-             Stand closer in good light, facing the camera, and try again",
-            captured.len(),
-            guide.total(),
-            if guide.next_pose().is_some() && read > 0 {
-                "time ran out or the stream ended"
-            } else {
-                "gave no frames"
-            },
-            guide
-                .missing()
-                .iter()
-                .map(|p| format!("{p:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    if !guide.missing().is_empty() {
-        eprintln!(
-            "facegate: warning: not captured: {}; storing the {} pose(s) that were",
-            guide
-                .missing()
-                .iter()
-                .map(|p| format!("{p:?}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            captured.len()
-        );
-    }
-    show(&Screen::Enrolled(args.name.clone()));
-    Ok(captured
-        .iter()
-        .map(|c| (format!("camera {:?}", c.pose), c.embedding.clone()))
-        .collect())
 }
 
 /// One embedding per photo; any photo without exactly one usable face fails the enrollment
@@ -334,8 +195,9 @@ fn embed_photos(
             n if largest => faces
                 .into_iter()
                 .max_by(|a, b| {
-                    let area =
-                        |f: &facegate::pipeline::Face| f.detection.width() * f.detection.height();
+                    let area = |f: &facegate::vision::pipeline::Face| {
+                        f.detection.width() * f.detection.height()
+                    };
                     area(a).total_cmp(&area(b))
                 })
                 .unwrap_or_else(|| unreachable!("{n} faces")),

@@ -9,8 +9,8 @@ use clap::Parser;
 use serde_json::{json, Value};
 
 use facegate::gallery::{Candidate, Match};
-use facegate::image_io::load_rgb;
-use facegate::pipeline::StageTimes;
+use facegate::media::image_io::load_rgb;
+use facegate::vision::pipeline::StageTimes;
 
 use super::Context;
 

@@ -35,6 +35,7 @@ pub fn list(ctx: &Context) -> Result<ExitCode> {
                     "name": p.name.as_str(),
                     "templates": p.templates.len(),
                     "created": p.created_unix,
+                    "user": p.user.as_deref(),
                 })
             })
             .collect();
@@ -45,13 +46,14 @@ pub fn list(ctx: &Context) -> Result<ExitCode> {
     } else if gallery.is_empty() {
         println!("no one is enrolled in {}", ctx.config.gallery.display());
     } else {
-        println!("{:>5}  {:<32} {:>9}", "id", "name", "templates");
+        println!("{:>5}  {:<32} {:>9}  user", "id", "name", "templates");
         for p in gallery.people() {
             println!(
-                "{:>5}  {:<32} {:>9}",
+                "{:>5}  {:<32} {:>9}  {}",
                 p.id,
                 p.name.as_str(),
-                p.templates.len()
+                p.templates.len(),
+                p.user.as_deref().unwrap_or("-")
             );
         }
         println!(
@@ -71,7 +73,7 @@ pub fn remove(ctx: &Context, args: RemoveArgs) -> Result<ExitCode> {
         Err(_) => Selector::Name(args.who.clone()),
     };
     let person = gallery.remove(&selector)?;
-    ctx.store().save(&gallery)?;
+    ctx.save_gallery(&gallery)?;
     if ctx.json {
         println!(
             "{}",
@@ -90,7 +92,7 @@ pub fn clear(ctx: &Context, args: ClearArgs) -> Result<ExitCode> {
     let mut gallery = ctx.load_gallery(&ctx.gallery_id()?)?;
     let count = gallery.len();
     gallery.clear();
-    ctx.store().save(&gallery)?;
+    ctx.save_gallery(&gallery)?;
     if ctx.json {
         println!("{}", json!({ "removed": count }));
     } else {

@@ -1,25 +1,21 @@
 //! `facegate run`: the terminal. Frames in (folder, MJPEG on stdin or a file, V4L2 camera),
 //! decisions out (LEDs / relay, display, decision log, one line per decision on stdout).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use clap::Parser;
 use serde_json::json;
 
-use facegate::config::IndicatorKind;
-use facegate::decide::{Decider, Decision, Outcome};
-use facegate::events::{Event, EventLog};
-use facegate::hw::camera::{
-    CameraParams, DirSource, FrameSource, MjpegSource, Opener, Resilient, SourceError,
-};
-use facegate::hw::display::{Display, DisplayKind, FramebufferDisplay, PngDisplay};
-use facegate::hw::indicator::{Indicator, LogIndicator};
-use facegate::snapshots::Snapshots;
+use facegate::hw::camera::Resilient;
+use facegate::terminal::decide::{Decider, Decision, LivenessRule, Outcome};
+use facegate::terminal::devices;
+use facegate::terminal::events::{Event, EventLog};
+use facegate::terminal::snapshots::Snapshots;
 use facegate::terminal::{Observer, Terminal};
 
 use super::Context;
@@ -112,106 +108,6 @@ impl Observer for CliObserver {
     }
 }
 
-/// A function that opens the configured source, for [`Resilient`] to call again after a loss.
-pub(super) fn opener(camera: &CameraParams) -> Result<(Opener, bool)> {
-    let source = camera.source.clone();
-    let path = Path::new(&source);
-    if let Some(command) = source.strip_prefix(facegate::hw::command::PREFIX) {
-        let command = command.trim().to_string();
-        if command.is_empty() {
-            bail!("{source}: name the camera command after `exec:`");
-        }
-        let open: Opener = Box::new(move || {
-            Ok(
-                Box::new(facegate::hw::command::CommandSource::spawn(&command)?)
-                    as Box<dyn FrameSource>,
-            )
-        });
-        // A camera: when it stops, wait and start it again.
-        return Ok((open, true));
-    }
-    if source == "stdin" || source == "-" {
-        let open: Opener = Box::new(|| {
-            Ok(Box::new(MjpegSource::new(std::io::stdin(), "stdin")) as Box<dyn FrameSource>)
-        });
-        return Ok((open, false));
-    }
-    if path.is_dir() {
-        let (dir, fps, paced) = (path.to_path_buf(), camera.fps, camera.realtime);
-        let open: Opener = Box::new(move || {
-            Ok(Box::new(DirSource::open(&dir, fps, paced)?) as Box<dyn FrameSource>)
-        });
-        return Ok((open, false));
-    }
-    if source.starts_with("/dev/video") {
-        #[cfg(feature = "v4l2")]
-        {
-            let camera = camera.clone();
-            let open: Opener = Box::new(move || {
-                Ok(Box::new(facegate::hw::camera::V4l2Source::open(&camera)?)
-                    as Box<dyn FrameSource>)
-            });
-            return Ok((open, true));
-        }
-        #[cfg(not(feature = "v4l2"))]
-        bail!("{source}: this facegate was built without V4L2 support (cargo feature `v4l2`)");
-    }
-    if path.is_file() {
-        let file = path.to_path_buf();
-        let open: Opener = Box::new(move || {
-            let f = std::fs::File::open(&file)
-                .map_err(|e| SourceError::Lost(format!("{}: {e}", file.display())))?;
-            let name = file.display().to_string();
-            Ok(
-                Box::new(MjpegSource::new(std::io::BufReader::new(f), &name))
-                    as Box<dyn FrameSource>,
-            )
-        });
-        return Ok((open, false));
-    }
-    bail!("{source}: no such folder, file or device")
-}
-
-fn indicator(ctx: &Context) -> Result<Box<dyn Indicator>> {
-    let o = &ctx.config.outputs;
-    #[cfg(any(feature = "gpio", feature = "rpi"))]
-    let pulse = Duration::from_millis(o.gpio.relay_pulse_ms);
-    Ok(match o.indicator {
-        IndicatorKind::Log => Box::new(LogIndicator::default()),
-        #[cfg(feature = "gpio")]
-        IndicatorKind::Gpio => Box::new(facegate::hw::indicator::LineIndicator::new(
-            facegate::hw::indicator::CdevLines::open(&o.gpio)?,
-            pulse,
-        )?),
-        #[cfg(feature = "rpi")]
-        IndicatorKind::Rpi => Box::new(facegate::hw::indicator::LineIndicator::new(
-            facegate::hw::indicator::RppalLines::open(&o.gpio)?,
-            pulse,
-        )?),
-        #[allow(unreachable_patterns)]
-        other => bail!("indicator {other:?}: this facegate was built without its cargo feature"),
-    })
-}
-
-/// The configured display, or PNG files in `png_dir` when given (headless runs).
-pub(super) fn display(ctx: &Context, png_dir: Option<&Path>) -> Result<Option<Box<dyn Display>>> {
-    let o = &ctx.config.outputs;
-    Ok(match (png_dir, o.display) {
-        (Some(dir), _) => Some(Box::new(PngDisplay::new(
-            dir,
-            o.display_width,
-            o.display_height,
-        )?)),
-        (None, DisplayKind::Png) => Some(Box::new(PngDisplay::new(
-            &o.png_dir,
-            o.display_width,
-            o.display_height,
-        )?)),
-        (None, DisplayKind::Fb) => Some(Box::new(FramebufferDisplay::open(&o.framebuffer)?)),
-        (None, DisplayKind::None) => None,
-    })
-}
-
 pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
     let mut camera = ctx.config.camera.clone();
     if let Some(s) = args.source {
@@ -240,26 +136,26 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
             ctx.config.gallery.display()
         );
     }
-    let (mut open, is_device) = opener(&camera)?;
+    let (mut open, is_device) = devices::opener(&camera)?;
     if !is_device {
         // A missing folder or file is a mistake to report now, not a camera to wait for.
         open().map_err(anyhow::Error::from)?;
     }
     let mut source = Resilient::new(open, camera.backoff());
-    let display = display(ctx, args.display_png.as_deref())?;
-    let events = EventLog::open(&log_params)
+    let display = devices::display(&ctx.config.outputs, args.display_png.as_deref())?;
+    let key = facegate::keys::KeyFile::new(ctx.config.key_file())
+        .load_or_create()
+        .with_context(|| "the decision log is chained with the key file's key")?
+        .0;
+    let events = EventLog::open(&log_params, &key)
         .with_context(|| format!("opening the decision log {}", log_params.path.display()))?;
     let mut terminal = Terminal {
         pipeline: &pipeline,
         gallery: &gallery,
         threshold,
-        decider: Decider::new(ctx.config.decide.clone()).with_liveness(pipeline.liveness().map(
-            |l| facegate::decide::LivenessRule {
-                threshold: l.params().threshold,
-                floor: l.params().floor,
-            },
-        )),
-        indicator: indicator(ctx)?,
+        decider: Decider::new(ctx.config.decide.clone())
+            .with_liveness(pipeline.liveness().map(|l| LivenessRule::of(l.params()))),
+        indicator: devices::indicator(&ctx.config.outputs)?,
         display,
         events: Some(events),
         snapshots: log_params

@@ -7,9 +7,9 @@ use anyhow::{bail, Result};
 use clap::Parser;
 use serde_json::json;
 
-use facegate::image_io::load_rgb;
-use facegate::pipeline::{Face, Pipeline, StageTimes};
+use facegate::media::image_io::load_rgb;
 use facegate::vision::embed::cosine;
+use facegate::vision::pipeline::{Face, Pipeline, StageTimes};
 
 use super::Context;
 

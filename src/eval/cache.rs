@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::pipeline::{central_embeddings, Pipeline, PipelineError};
+use crate::vision::pipeline::{central_embeddings, Pipeline, PipelineError};
 
 /// Bumped when the file layout changes.
 const VERSION: u32 = 1;

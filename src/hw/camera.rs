@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{mjpeg_to_rgb, Frame};
+use crate::media::frame::{mjpeg_to_rgb, Frame};
 
 /// Pixel format asked of a V4L2 camera.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,8 +174,8 @@ impl FrameSource for DirSource {
                 std::thread::sleep(wait);
             }
         }
-        frame.image =
-            crate::image_io::load_rgb(path).map_err(|e| SourceError::BadFrame(e.to_string()))?;
+        frame.image = crate::media::image_io::load_rgb(path)
+            .map_err(|e| SourceError::BadFrame(e.to_string()))?;
         frame.timestamp = timestamp;
         frame.index = index;
         Ok(true)

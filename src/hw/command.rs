@@ -5,7 +5,7 @@
 
 use std::process::{Child, ChildStdout, Command, Stdio};
 
-use crate::frame::Frame;
+use crate::media::frame::Frame;
 
 use super::camera::{FrameSource, MjpegSource, SourceError};
 

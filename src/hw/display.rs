@@ -16,7 +16,7 @@ use embedded_graphics::text::{Alignment, Baseline, Text, TextStyleBuilder};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-use crate::decide::Hint;
+use crate::vision::quality::Hint;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DisplayError {
@@ -492,7 +492,7 @@ mod tests {
             Screen::Locked(30),
             Screen::CameraLost,
             Screen::Enrol {
-                prompt: crate::guided_enrol::Pose::Glasses.prompt().into(),
+                prompt: crate::terminal::guided_enrol::Pose::Glasses.prompt().into(),
                 done: 3,
                 total: 4,
             },

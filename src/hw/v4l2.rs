@@ -12,7 +12,7 @@ use v4l::video::Capture;
 use v4l::{Device, FourCC};
 
 use super::camera::{CameraParams, FrameSource, PixelFormat, SourceError};
-use crate::frame::{grey_to_rgb_into, mjpeg_to_rgb, yuyv_to_rgb_into, Frame};
+use crate::media::frame::{grey_to_rgb_into, mjpeg_to_rgb, yuyv_to_rgb_into, Frame};
 
 /// A frame that does not arrive within this is a camera gone quiet: reopen it.
 const DEQUEUE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -92,7 +92,7 @@ impl FrameSource for V4l2Source {
         let data = &buf[..(meta.bytesused as usize).min(buf.len())];
         let index = self.index;
         self.index += 1;
-        let bad = |e: crate::frame::ConvertError| {
+        let bad = |e: crate::media::frame::ConvertError| {
             SourceError::BadFrame(format!("{}: frame {index}: {e}", self.path.display()))
         };
         match self.format {

@@ -11,7 +11,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use tract_onnx::prelude::*;
 
-use crate::models::{
+use crate::runtime::models::{
     f32_slice, normalise_rgb_into, optimise, DetectorManifest, ModelDir, ModelError, Plan,
 };
 

@@ -3,7 +3,7 @@
 use image::RgbImage;
 use tract_onnx::prelude::*;
 
-use crate::models::{
+use crate::runtime::models::{
     f32_slice, normalise_rgb_into, optimise, EmbedderManifest, ModelDir, ModelError, Plan,
 };
 

@@ -8,17 +8,13 @@
 //! trained: the enlarged box centred on the face, the enlargement reduced until the window fits
 //! the image, then the window shifted inside the image edge (never padded), bilinear to 80×80.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use tract_onnx::prelude::*;
 
-use crate::models::{f32_slice, optimise, ModelDir, ModelError, Plan, SourceInfo};
-
-/// The manifest the converter writes; `models/minifasnet.toml`.
-pub const MANIFEST: &str = "minifasnet.toml";
+use crate::runtime::models::{f32_slice, optimise, LivenessManifest, ModelDir, ModelError, Plan};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LivenessError {
@@ -63,27 +59,6 @@ impl Default for LivenessParams {
     }
 }
 
-/// One net of the manifest.
-#[derive(Debug, Clone, Deserialize)]
-pub struct NetManifest {
-    pub file: String,
-    pub sha256: String,
-    /// The crop is this many times the face box.
-    pub scale: f32,
-    pub source: SourceInfo,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct LivenessManifest {
-    pub id: String,
-    pub kind: String,
-    pub channel_order: String,
-    pub input_size: [u32; 2],
-    pub real_class: usize,
-    #[serde(flatten)]
-    pub nets: BTreeMap<String, NetManifest>,
-}
-
 /// The liveness verdict on one face.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct LivenessScore {
@@ -109,15 +84,8 @@ pub struct Liveness {
 impl Liveness {
     /// Load the nets `params.models` names from `minifasnet.toml` (checksums verified).
     pub fn load(dir: &ModelDir, params: LivenessParams) -> Result<Self, LivenessError> {
-        let path = dir.root().join(MANIFEST);
-        let manifest: LivenessManifest = crate::models::read_manifest(&path)?;
-        if manifest.channel_order != "bgr" {
-            return Err(ModelError::Manifest {
-                path,
-                message: format!("unsupported channel_order '{}'", manifest.channel_order),
-            }
-            .into());
-        }
+        let path = dir.liveness_manifest_path();
+        let manifest = dir.liveness_manifest()?;
         if params.models.is_empty() {
             return Err(LivenessError::NoNets(path));
         }

@@ -2,7 +2,7 @@
 //! light or face the camera instead of deciding on a poor frame.
 
 use image::RgbImage;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::detect::Detection;
 
@@ -66,6 +66,62 @@ fn yaw_from_landmarks(lm: &[[f32; 2]; 5]) -> f32 {
         .clamp(-1.0, 1.0)
         .asin()
         .to_degrees()
+}
+
+/// Which faces are good enough to decide on. A face failing a gate gives a hint instead.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QualityGates {
+    /// Faces smaller than this (shorter box side, pixels) are people in the background: not
+    /// tracked, no hint.
+    pub ignore_below_px: f32,
+    /// Smallest face decided on; smaller ones are asked to come closer.
+    pub min_face_px: f32,
+    /// Mean luma (0–255) of the aligned face below which more light is asked for.
+    pub min_brightness: f32,
+    /// Laplacian variance of the aligned face below which it counts as blurred.
+    pub min_sharpness: f32,
+    /// Head turn beyond which the person is asked to look at the camera.
+    pub max_yaw_deg: f32,
+}
+
+impl Default for QualityGates {
+    fn default() -> Self {
+        Self {
+            ignore_below_px: 40.0,
+            min_face_px: 60.0,
+            min_brightness: 40.0,
+            min_sharpness: 20.0,
+            max_yaw_deg: 35.0,
+        }
+    }
+}
+
+/// What to tell the person in front of the camera instead of deciding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hint {
+    MoveCloser,
+    MoreLight,
+    LookAtCamera,
+    HoldStill,
+}
+
+impl QualityGates {
+    /// The first gate `q` fails, in the order a person can best act on.
+    pub fn check(&self, q: &Quality) -> Option<Hint> {
+        if q.face_size < self.min_face_px {
+            Some(Hint::MoveCloser)
+        } else if q.brightness < self.min_brightness {
+            Some(Hint::MoreLight)
+        } else if q.yaw_deg.abs() > self.max_yaw_deg {
+            Some(Hint::LookAtCamera)
+        } else if q.sharpness < self.min_sharpness {
+            Some(Hint::HoldStill)
+        } else {
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use facegate::image_io::load_rgb;
-use facegate::models::ModelDir;
-use facegate::pipeline::{Analysis, LowLightParams, Pipeline, StageTimes};
+use facegate::media::image_io::load_rgb;
+use facegate::runtime::models::ModelDir;
 use facegate::vision::detect::DetectorParams;
+use facegate::vision::pipeline::{Analysis, LowLightParams, Pipeline, StageTimes};
 
 /// `../shared/data` beside the checkout (or `FACEGATE_DATA`), if present.
 pub fn data_dir() -> Option<PathBuf> {
@@ -112,6 +112,13 @@ pub fn facegate() -> Command {
         .env_remove("FACEGATE_GALLERY")
         .env_remove("FACEGATE_CONFIG")
         .env_remove("FACEGATE_EMBEDDER")
-        .env_remove("FACEGATE_PRECISION");
+        .env_remove("FACEGATE_PRECISION")
+        // One key for all tests, outside every test's gallery folder (created on first use).
+        .env("FACEGATE_KEY_FILE", test_key_file());
     cmd
+}
+
+/// The key file the tests' `facegate` runs use unless a test sets its own.
+pub fn test_key_file() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("facegate-test-keys/gallery.key")
 }

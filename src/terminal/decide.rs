@@ -17,7 +17,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::vision::liveness::LivenessParams;
+// The quality gates and hints are the vision core's; the decider applies them.
 use crate::vision::quality::Quality;
+pub use crate::vision::quality::{Hint, QualityGates};
 
 /// Tracking and decision rules; every default is what a door terminal should start from.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,62 +62,6 @@ impl Default for DecideParams {
     }
 }
 
-/// Which faces are good enough to decide on. A face failing a gate gives a hint instead.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct QualityGates {
-    /// Faces smaller than this (shorter box side, pixels) are people in the background: not
-    /// tracked, no hint.
-    pub ignore_below_px: f32,
-    /// Smallest face decided on; smaller ones are asked to come closer.
-    pub min_face_px: f32,
-    /// Mean luma (0–255) of the aligned face below which more light is asked for.
-    pub min_brightness: f32,
-    /// Laplacian variance of the aligned face below which it counts as blurred.
-    pub min_sharpness: f32,
-    /// Head turn beyond which the person is asked to look at the camera.
-    pub max_yaw_deg: f32,
-}
-
-impl Default for QualityGates {
-    fn default() -> Self {
-        Self {
-            ignore_below_px: 40.0,
-            min_face_px: 60.0,
-            min_brightness: 40.0,
-            min_sharpness: 20.0,
-            max_yaw_deg: 35.0,
-        }
-    }
-}
-
-/// What to tell the person in front of the camera instead of deciding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Hint {
-    MoveCloser,
-    MoreLight,
-    LookAtCamera,
-    HoldStill,
-}
-
-impl QualityGates {
-    /// The first gate `q` fails, in the order a person can best act on.
-    pub fn check(&self, q: &Quality) -> Option<Hint> {
-        if q.face_size < self.min_face_px {
-            Some(Hint::MoveCloser)
-        } else if q.brightness < self.min_brightness {
-            Some(Hint::MoreLight)
-        } else if q.yaw_deg.abs() > self.max_yaw_deg {
-            Some(Hint::LookAtCamera)
-        } else if q.sharpness < self.min_sharpness {
-            Some(Hint::HoldStill)
-        } else {
-            None
-        }
-    }
-}
-
 /// An enrolled person a face matched at or above the threshold.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Identity {
@@ -147,6 +94,14 @@ pub struct LivenessRule {
 }
 
 impl LivenessRule {
+    /// The rule of the `[liveness]` config section.
+    pub fn of(params: &LivenessParams) -> Self {
+        Self {
+            threshold: params.threshold,
+            floor: params.floor,
+        }
+    }
+
     /// No scores (nothing was checked) never passes.
     pub fn passes(&self, scores: &[f32]) -> bool {
         !scores.is_empty()

@@ -118,7 +118,7 @@ pub fn grey_to_rgb_into(
 /// Decode one MJPEG frame (a complete JPEG) to RGB8. A frame cut short is an error rather than
 /// a half-grey picture.
 pub fn mjpeg_to_rgb(data: &[u8]) -> Result<RgbImage, ConvertError> {
-    if !crate::image_io::jpeg_is_complete(data) {
+    if !crate::media::image_io::jpeg_is_complete(data) {
         return Err(ConvertError::Jpeg(format!(
             "{} bytes without a complete scan and end marker",
             data.len()

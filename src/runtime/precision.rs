@@ -5,7 +5,6 @@
 //! embedder has its own id and sha256, so a gallery enrolled with fp32 refuses it (templates of
 //! two variants must never be compared).
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -13,39 +12,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::models::{DetectorManifest, EmbedderManifest, ModelDir, ModelError};
+pub use crate::runtime::models::Precision;
+use crate::runtime::models::{DetectorManifest, EmbedderManifest, ModelDir, ModelError};
 
 /// The largest LFW dev accuracy loss, in percentage points, that `auto` accepts from a variant
 /// (the goal of issue 6).
 pub const AUTO_TOLERANCE_POINTS: f32 = 0.2;
-
-/// The numeric format a model file computes in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    #[default]
-    Fp32,
-    Int8,
-    F16,
-}
-
-impl Precision {
-    pub const ALL: [Precision; 3] = [Precision::Fp32, Precision::Int8, Precision::F16];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Precision::Fp32 => "fp32",
-            Precision::Int8 => "int8",
-            Precision::F16 => "f16",
-        }
-    }
-}
-
-impl fmt::Display for Precision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The config's `precision`: a fixed variant, or `auto`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -4,14 +4,14 @@
 //! file whose sha256 differs from its manifest: a half-copied or swapped model must never produce
 //! embeddings that silently mismatch the enrolled gallery.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tract_onnx::prelude::*;
-
-use crate::precision::Precision;
 
 /// A runnable, optimised tract plan.
 pub type Plan = Arc<TypedRunnableModel>;
@@ -116,6 +116,31 @@ pub struct DetectorManifest {
     pub lfw_accuracy: Option<f32>,
 }
 
+/// The manifest of the liveness nets, written by `models/convert_minifasnet.py`.
+pub const LIVENESS_MANIFEST: &str = "minifasnet.toml";
+
+/// One liveness net inside `models/minifasnet.toml`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LivenessNet {
+    pub file: String,
+    pub sha256: String,
+    /// The crop is this many times the face box.
+    pub scale: f32,
+    pub source: SourceInfo,
+}
+
+/// The manifest of the liveness nets (`models/minifasnet.toml`): the nets by name.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LivenessManifest {
+    pub id: String,
+    pub kind: String,
+    pub channel_order: String,
+    pub input_size: [u32; 2],
+    pub real_class: usize,
+    #[serde(flatten)]
+    pub nets: BTreeMap<String, LivenessNet>,
+}
+
 /// The folder holding the ONNX files and their manifests.
 #[derive(Debug, Clone)]
 pub struct ModelDir {
@@ -179,6 +204,23 @@ impl ModelDir {
         let manifest: DetectorManifest = read_manifest(&path)?;
         check_precision(&path, manifest.precision, precision)?;
         Ok(manifest)
+    }
+
+    /// The manifest of the liveness nets (`minifasnet.toml`).
+    pub fn liveness_manifest(&self) -> Result<LivenessManifest, ModelError> {
+        let path = self.liveness_manifest_path();
+        let manifest: LivenessManifest = read_manifest(&path)?;
+        if manifest.channel_order != "bgr" {
+            return Err(ModelError::Manifest {
+                path,
+                message: format!("unsupported channel_order '{}'", manifest.channel_order),
+            });
+        }
+        Ok(manifest)
+    }
+
+    pub fn liveness_manifest_path(&self) -> PathBuf {
+        self.root.join(LIVENESS_MANIFEST)
     }
 
     /// The embedder `name` in `precision`: `<id>-<precision>.toml` beside the fp32 `<id>.toml`.
@@ -278,7 +320,7 @@ impl ModelDir {
     pub fn load_verified(&self, file: &str, sha256: &str) -> Result<InferenceModel, ModelError> {
         let path = self.root.join(file);
         let bytes = self.read_verified(file, sha256)?;
-        crate::onnx_ops::onnx()
+        crate::runtime::onnx_ops::onnx()
             .model_for_read(&mut bytes.as_slice())
             .map_err(|e| ModelError::Tract {
                 path,
@@ -297,7 +339,7 @@ fn check_precision(path: &Path, found: Precision, wanted: Precision) -> Result<(
     })
 }
 
-pub(crate) fn read_manifest<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ModelError> {
+fn read_manifest<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ModelError> {
     let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
         path: path.to_path_buf(),
         source,
@@ -344,4 +386,32 @@ pub fn normalise_rgb_into(rgb: &[u8], mean: &[f32; 3], std: &[f32; 3], out: &mut
 /// The f32 contents of a plan output.
 pub fn f32_slice(value: &TValue) -> TractResult<&[f32]> {
     value.try_as_plain_ram()?.as_slice::<f32>()
+}
+
+/// The numeric format a model file computes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    Int8,
+    F16,
+}
+
+impl Precision {
+    pub const ALL: [Precision; 3] = [Precision::Fp32, Precision::Int8, Precision::F16];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Int8 => "int8",
+            Precision::F16 => "f16",
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }

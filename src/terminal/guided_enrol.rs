@@ -8,9 +8,9 @@
 
 use serde::Serialize;
 
-use crate::decide::{Hint, QualityGates};
-use crate::pipeline::Face;
 use crate::vision::embed::cosine;
+use crate::vision::pipeline::Face;
+use crate::vision::quality::{Hint, QualityGates};
 
 /// One pose the person is asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

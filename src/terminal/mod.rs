@@ -1,19 +1,28 @@
 //! The run loop of a door terminal: frames from a [`Resilient`] source through the pipeline and
 //! gallery into the [`Decider`], decisions out to the indicator, display and decision log.
 
+pub mod attendance;
+pub mod camera_enrol;
+pub mod decide;
+pub mod devices;
+pub mod event_chain;
+pub mod events;
+pub mod guided_enrol;
+pub mod snapshots;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::decide::{Decider, Decision, Identity, Observation, Outcome};
-use crate::events::{Event, EventLog, EventOutcome};
-use crate::frame::Frame;
 use crate::gallery::{Gallery, GalleryError, Match};
 use crate::hw::camera::{Resilient, SourceEvent};
 use crate::hw::display::{Display, Screen};
 use crate::hw::indicator::{Indicator, Signal};
-use crate::pipeline::{Pipeline, StageTimes};
-use crate::snapshots::Snapshots;
+use crate::media::frame::Frame;
+use crate::terminal::decide::{Decider, Decision, Identity, Observation, Outcome};
+use crate::terminal::events::{Event, EventLog, EventOutcome};
+use crate::terminal::snapshots::Snapshots;
 use crate::vision::align::align_face;
+use crate::vision::pipeline::{Pipeline, StageTimes};
 use crate::vision::quality::Quality;
 
 /// The longest the loop waits without checking for a stop request or feeding the watchdog.
@@ -74,7 +83,7 @@ fn choose_screen(
     lost: bool,
     result: Option<&Screen>,
     locked_for: Option<Duration>,
-    hint: Option<crate::decide::Hint>,
+    hint: Option<crate::terminal::decide::Hint>,
 ) -> Screen {
     if lost {
         Screen::CameraLost
@@ -336,7 +345,7 @@ impl Terminal<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decide::Hint;
+    use crate::terminal::decide::Hint;
 
     #[test]
     fn the_most_urgent_screen_wins() {

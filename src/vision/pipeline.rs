@@ -6,7 +6,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::gallery::{EmbedderId, GalleryError};
-use crate::models::{DetectorManifest, EmbedderManifest, ModelDir};
+use crate::runtime::models::{DetectorManifest, EmbedderManifest, ModelDir};
 use crate::vision::align::align_face;
 use crate::vision::detect::{DetectError, DetectTimes, Detection, DetectorParams, Mtcnn};
 use crate::vision::embed::{EmbedError, Embedder};
@@ -17,7 +17,7 @@ use crate::vision::quality::Quality;
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error(transparent)]
-    Image(#[from] crate::image_io::ImageLoadError),
+    Image(#[from] crate::media::image_io::ImageLoadError),
     #[error(transparent)]
     Detect(#[from] DetectError),
     #[error(transparent)]
@@ -296,9 +296,23 @@ pub fn central_embeddings(
     threads: usize,
     progress: &(dyn Fn() + Sync),
 ) -> Result<Vec<Option<Vec<f32>>>, PipelineError> {
+    map_images(images, threads, progress, |image, times| {
+        let analysis = pipeline.analyse(image, times)?;
+        Ok(analysis.faces.into_iter().next().map(|f| f.embedding))
+    })
+}
+
+/// `per_image` of each decoded image, on `threads` threads, results in the order of `images`;
+/// `progress` is called once per finished image.
+pub fn map_images<T: Send>(
+    images: &[std::path::PathBuf],
+    threads: usize,
+    progress: &(dyn Fn() + Sync),
+    per_image: impl Fn(&RgbImage, &mut StageTimes) -> Result<Option<T>, PipelineError> + Sync,
+) -> Result<Vec<Option<T>>, PipelineError> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let next = AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Vec<f32>>>> =
+    let results: Vec<std::sync::Mutex<Option<T>>> =
         images.iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| -> Result<(), PipelineError> {
         let workers: Vec<_> = (0..threads.max(1))
@@ -310,10 +324,9 @@ pub fn central_embeddings(
                         let Some(path) = images.get(i) else {
                             return Ok(());
                         };
-                        let image = crate::image_io::load_rgb(path)?;
-                        let analysis = pipeline.analyse(&image, &mut times)?;
-                        *results[i].lock().unwrap_or_else(|e| e.into_inner()) =
-                            analysis.faces.into_iter().next().map(|f| f.embedding);
+                        let image = crate::media::image_io::load_rgb(path)?;
+                        let value = per_image(&image, &mut times)?;
+                        *results[i].lock().unwrap_or_else(|e| e.into_inner()) = value;
                         progress();
                     }
                 })
