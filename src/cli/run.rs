@@ -71,6 +71,7 @@ impl Observer for CliObserver {
                     "frames_used": d.frames_used,
                     "track_age_s": d.track_age.as_secs_f64(),
                     "latency_ms": latency.as_secs_f64() * 1000.0,
+                    "liveness": d.liveness,
                 })
             );
         } else {
@@ -79,8 +80,11 @@ impl Observer for CliObserver {
                 Outcome::Unknown => "UNKNOWN".to_string(),
                 Outcome::Spoof => "SPOOF".to_string(),
             };
+            let live = d
+                .liveness
+                .map_or(String::new(), |l| format!(" liveness {l:.3}"));
             println!(
-                "{} {who} track {} similarity {:.3} frames {} at {:.2}s (track age {:.2}s, latency {:.0} ms)",
+                "{} {who} track {} similarity {:.3}{live} frames {} at {:.2}s (track age {:.2}s, latency {:.0} ms)",
                 super::log::rfc3339(event.unix_ms),
                 d.track,
                 d.similarity,
