@@ -55,9 +55,17 @@ fn frame_dir(root: &Path, name: &str, frames: &[PathBuf]) -> PathBuf {
     dir
 }
 
+/// `--largest`: NUAA frames often hold a second, small false detection beside the subject.
 fn enroll(gallery: &Path, photos: &[PathBuf], extra: &[&str]) -> std::process::Output {
     common::facegate()
-        .args(["--gallery", s(gallery), "enroll", "--name", SUBJECT])
+        .args([
+            "--gallery",
+            s(gallery),
+            "enroll",
+            "--largest",
+            "--name",
+            SUBJECT,
+        ])
         .args(extra)
         .args(photos)
         .output()
@@ -94,8 +102,9 @@ fn printed_photos_are_refused_as_spoof_and_the_live_subject_is_accepted() {
     let gallery = work.path().join("gallery.fg");
     let live = frames(&pad, "live");
     let attack = frames(&pad, "attack");
+    // nuaa_dev holds 15 live frames (one session) and 75 attack frames of this subject.
     assert!(
-        live.len() >= 20 && attack.len() >= 20,
+        live.len() >= 15 && attack.len() >= 20,
         "{live:?} {attack:?}"
     );
 
@@ -106,7 +115,7 @@ fn printed_photos_are_refused_as_spoof_and_the_live_subject_is_accepted() {
     assert!(stderr.contains("liveness"), "{stderr}");
     assert!(!gallery.exists(), "a refused enrolment wrote the gallery");
 
-    // Enrol from three live frames of different sessions.
+    // Enrol from three live frames spread over the subject's session.
     let picks = [0, live.len() / 2, live.len() - 1].map(|i| live[i].clone());
     let out = enroll(&gallery, &picks, &[]);
     assert!(
