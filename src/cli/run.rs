@@ -43,7 +43,7 @@ pub struct RunArgs {
     /// Decision log file [default: [log] path]
     #[arg(long, value_name = "FILE")]
     log_file: Option<PathBuf>,
-    /// Keep a JPEG of the frame of every unknown decision in DIR [default: [log] snapshot_dir]
+    /// Keep a JPEG of the frame of every unknown or spoof decision in DIR [default: [log] snapshot_dir]
     #[arg(long, value_name = "DIR")]
     snapshot_dir: Option<PathBuf>,
 }
