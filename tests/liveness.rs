@@ -266,3 +266,74 @@ fn identify_and_embed_report_liveness() {
     let line: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(line["faces"][0].get("liveness").is_none(), "{line}");
 }
+
+fn json_of(out: std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn eval_liveness_and_calibrate_agree_and_the_written_threshold_is_used() {
+    let pad = pad_or_skip!();
+    let work = tempfile::tempdir().unwrap();
+    let (live, attack) = (frames(&pad, "live"), frames(&pad, "attack"));
+    let live_dir = frame_dir(work.path(), "live", &live);
+    let attack_dir = frame_dir(work.path(), "attack", &attack);
+    let plot = work.path().join("det.png");
+    let eval = |config: Option<&Path>, plot: Option<&Path>| {
+        let mut cmd = common::facegate();
+        if let Some(c) = config {
+            cmd.args(["--config", s(c)]);
+        }
+        cmd.args(["--json", "eval", "liveness", "--live", s(&live_dir)])
+            .args(["--attack", s(&attack_dir)]);
+        if let Some(p) = plot {
+            cmd.args(["--plot", s(p)]);
+        }
+        json_of(cmd.output().unwrap())
+    };
+
+    let report = eval(None, Some(&plot));
+    let count = |kind: &str| {
+        report[format!("{kind}_presentations")].as_u64().unwrap()
+            + report[format!("{kind}_without_face")].as_u64().unwrap()
+    };
+    assert_eq!(count("bona_fide"), live.len() as u64, "{report}");
+    assert_eq!(count("attack"), attack.len() as u64, "{report}");
+    assert_eq!(report["nets"], "v2+v1se");
+    assert_eq!(report["at_threshold"]["threshold"], 0.5);
+    // 75 attacks cannot show an APCER of 1 %, but can show 5 %.
+    assert!(report["at_apcer"][0]["point"].is_null(), "{report}");
+    let at5 = &report["at_apcer"][1]["point"];
+    assert!(at5["apcer"].as_f64().unwrap() <= 0.05, "{report}");
+    let png = std::fs::read(&plot).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+
+    // Calibration on the same frames picks the same operating point and writes it.
+    let config = work.path().join("config.toml");
+    std::fs::write(&config, "[liveness]\nfloor = 0.2\n").unwrap();
+    let calibration = json_of(
+        common::facegate()
+            .args(["--json", "calibrate", "--liveness-live", s(&live_dir)])
+            .args(["--liveness-attack", s(&attack_dir), "--apcer", "0.05"])
+            .args(["--write-config", s(&config)])
+            .output()
+            .unwrap(),
+    );
+    // Thresholds are f32: the reports print them at f32 or widened f64 precision.
+    let f32_of = |v: &Value| v.as_f64().unwrap() as f32;
+    let threshold = f32_of(&calibration["liveness_threshold"]);
+    assert_eq!(threshold, f32_of(&at5["threshold"]), "{calibration}");
+    assert_eq!(calibration["apcer"], at5["apcer"]);
+    assert_eq!(calibration["bpcer"], at5["bpcer"]);
+    // The rest of the [liveness] table is kept; the evaluation now runs at the new threshold.
+    let written: toml::Table = toml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    assert_eq!(written["liveness"]["floor"].as_float(), Some(0.2));
+    let report = eval(Some(&config), None);
+    assert_eq!(f32_of(&report["at_threshold"]["threshold"]), threshold);
+    assert_eq!(report["at_threshold"]["apcer"], at5["apcer"], "{report}");
+}
