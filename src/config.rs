@@ -9,6 +9,7 @@ use crate::hw::camera::CameraParams;
 use crate::hw::display::DisplayKind;
 use crate::hw::indicator::LineParams;
 use crate::runtime::precision::PrecisionSetting;
+use crate::service::ServiceParams;
 use crate::terminal::decide::DecideParams;
 use crate::terminal::events::LogParams;
 use crate::vision::detect::DetectorParams;
@@ -56,6 +57,8 @@ pub struct Config {
     pub log: LogParams,
     /// Passive liveness (printed-photo detection) in `run`, `enroll`, `identify`, `embed`.
     pub liveness: crate::vision::liveness::LivenessParams,
+    /// `facegate run`'s local API, and where the other commands look for it.
+    pub service: ServiceParams,
     /// The key file the gallery and the decision log are sealed with.
     pub security: SecurityParams,
 }
@@ -84,6 +87,7 @@ impl Default for Config {
             outputs: OutputParams::default(),
             log: LogParams::default(),
             liveness: Default::default(),
+            service: ServiceParams::default(),
             security: SecurityParams::default(),
         }
     }
@@ -183,6 +187,7 @@ impl Config {
         for (p, default) in [
             (&mut config.log.path, &defaults.log.path),
             (&mut config.outputs.png_dir, &defaults.outputs.png_dir),
+            (&mut config.service.socket, &defaults.service.socket),
         ] {
             if p.is_relative() && p != default {
                 *p = base.join(&*p);

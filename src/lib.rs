@@ -23,6 +23,8 @@ pub mod media;
 pub mod perf;
 /// Model files, checksums, precision variants, and facegate's own tract kernels.
 pub mod runtime;
+/// The local API on a Unix socket: the one owner of the gallery while `facegate run` runs.
+pub mod service;
 /// What every command loads: config with overrides, models in their precision, the gallery.
 pub mod setup;
 /// The door terminal over time: the run loop, tracks and decisions, guided enrolment, the log.

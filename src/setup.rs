@@ -7,9 +7,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::config::{Config, ConfigError};
-use crate::gallery::{EmbedderId, Gallery, GalleryError, GalleryStore, LoadSource};
+use crate::gallery::{EmbedderId, Gallery, GalleryError, GalleryStore, LoadSource, Saved};
 use crate::runtime::models::{DetectorManifest, EmbedderManifest, ModelDir, ModelError};
 use crate::runtime::precision::{self, Precision, PrecisionError, PrecisionSetting};
+use crate::service::client::{Client, ClientError};
 use crate::vision::detect::{DetectorParams, Mtcnn};
 use crate::vision::embed::Embedder;
 use crate::vision::liveness::{Liveness, LivenessError};
@@ -44,6 +45,7 @@ pub struct Overrides {
     pub models: Option<PathBuf>,
     pub precision: Option<PrecisionSetting>,
     pub key_file: Option<PathBuf>,
+    pub socket: Option<PathBuf>,
 }
 
 impl Overrides {
@@ -64,6 +66,9 @@ impl Overrides {
         }
         if let Some(k) = &self.key_file {
             config.security.key_file = Some(k.clone());
+        }
+        if let Some(s) = &self.socket {
+            config.service.socket = s.clone();
         }
         Ok(config)
     }
@@ -232,10 +237,30 @@ impl Setup {
         GalleryStore::new(&self.config.gallery).with_key_file(self.config.key_file())
     }
 
-    /// Save the gallery, telling the user about a new key file or a migrated plain gallery.
-    pub fn save_gallery(&self, gallery: &Gallery) -> Result<(), SetupError> {
+    /// Change the gallery file directly (no service runs): load, change and save under the
+    /// writers' lock, telling the user about a backup used, a new key file or a migration.
+    pub fn update_gallery<T, E>(
+        &self,
+        change: impl FnOnce(&mut Gallery) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<GalleryError> + From<SetupError>,
+    {
         let store = self.store();
-        let saved = store.save(gallery)?;
+        let (out, source, saved) = store.update(&self.gallery_id()?, change)?;
+        if let LoadSource::Backup { main_error } = &source {
+            eprintln!(
+                "facegate: warning: {} was unusable ({main_error}); changed the backup {} and \
+                 saved it as the gallery",
+                store.path().display(),
+                store.backup_path().display()
+            );
+        }
+        self.report_saved(&store, &saved);
+        Ok(out)
+    }
+
+    fn report_saved(&self, store: &GalleryStore, saved: &Saved) {
         if saved.key_created {
             eprintln!(
                 "facegate: created the key file {} (mode 0600): keep a copy of it somewhere \
@@ -252,7 +277,6 @@ impl Setup {
                 store.backup_path().display()
             );
         }
-        Ok(())
     }
 
     /// The gallery identity of the configured embedder, without loading the model.
@@ -272,6 +296,25 @@ impl Setup {
             );
         }
         Ok(loaded.gallery)
+    }
+
+    /// The service that owns the configured gallery, if one answers on the socket.
+    pub fn service(&self) -> Result<Option<Client>, ClientError> {
+        Client::for_gallery(&self.config.service.socket, &self.config.gallery)
+    }
+
+    /// The models as `status` reports them: (file, sha256).
+    pub fn model_files(&self) -> Result<Vec<(String, String)>, SetupError> {
+        let (e, d) = self.variants()?;
+        Ok([
+            (&e.file, &e.sha256),
+            (&d.pnet.file, &d.pnet.sha256),
+            (&d.rnet.file, &d.rnet.sha256),
+            (&d.onet.file, &d.onet.sha256),
+        ]
+        .into_iter()
+        .map(|(f, s)| (f.clone(), s.clone()))
+        .collect())
     }
 
     /// The open-set threshold: the config's, else the embedder's calibrated default.

@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _, Result};
 use clap::Parser;
@@ -13,10 +12,14 @@ use serde_json::json;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use facegate::gallery::{Match, Selector};
+use base64::Engine as _;
+use facegate::gallery::Selector;
 use facegate::media::image_io::load_rgb;
+use facegate::service::client::{Client, ClientError, Via};
+use facegate::service::ops::{self, Enrolled, Target};
+use facegate::service::protocol::ErrorCode;
 use facegate::terminal::camera_enrol::{enrol_from_camera, CameraEnrolment};
-use facegate::vision::pipeline::{Pipeline, StageTimes};
+use facegate::vision::pipeline::Pipeline;
 
 use super::Context;
 
@@ -77,8 +80,37 @@ pub fn run(ctx: &Context, args: EnrollArgs) -> Result<ExitCode> {
         );
         eprintln!("facegate: warning: --no-liveness: the liveness check is skipped");
     }
-    let embeddings = match &args.from_embed {
-        Some(file) => read_embed_output(ctx, file, args.no_liveness)?,
+    let (enrolled, via) = match ctx.service()? {
+        Some(client) => (through_service(ctx, &args, client)?, Via::Service),
+        None => (in_file(ctx, &args)?, Via::File),
+    };
+    for w in &enrolled.warnings {
+        eprintln!("facegate: warning: {w}");
+    }
+    if ctx.json {
+        let mut out = serde_json::to_value(&enrolled)?;
+        out["via"] = json!(via);
+        println!("{out}");
+    } else {
+        println!(
+            "enrolled {} (id {}): {} new template(s), {} in all ({})",
+            enrolled.name,
+            enrolled.id,
+            enrolled.added,
+            enrolled.templates,
+            super::via_text(via, ctx)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// (source label, embedding) of each face to enrol.
+type Faces = Vec<(String, Vec<f32>)>;
+
+/// Faces the CLI embeds itself: from `facegate embed` output, the camera, or (no service) photos.
+fn faces_here(ctx: &Context, args: &EnrollArgs) -> Result<Option<Faces>> {
+    Ok(match &args.from_embed {
+        Some(file) => Some(read_embed_output(ctx, file, args.no_liveness)?),
         None if args.camera => {
             let stop = Arc::new(AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -93,8 +125,18 @@ pub fn run(ctx: &Context, args: EnrollArgs) -> Result<ExitCode> {
                 min_poses: args.min_poses,
                 liveness: !args.no_liveness,
             };
-            enrol_from_camera(ctx, &request, &stop, &mut |m| eprintln!("facegate: {m}"))?
+            Some(enrol_from_camera(ctx, &request, &stop, &mut |m| {
+                eprintln!("facegate: {m}")
+            })?)
         }
+        None => None,
+    })
+}
+
+/// No service runs: embed here, then change the file under its lock.
+fn in_file(ctx: &Context, args: &EnrollArgs) -> Result<Enrolled> {
+    let faces = match faces_here(ctx, args)? {
+        Some(faces) => faces,
         None => embed_photos(
             &ctx.pipeline_live(args.no_liveness)?,
             &args.images,
@@ -102,75 +144,62 @@ pub fn run(ctx: &Context, args: EnrollArgs) -> Result<ExitCode> {
         )?,
     };
     let threshold = ctx.threshold()?;
-    let expected = ctx.gallery_id()?;
-    let mut gallery = ctx.load_gallery(&expected)?;
-    let existing = gallery
-        .find(&Selector::Name(args.name.clone()))
-        .map(|p| p.id);
-    if existing.is_some() && !args.append {
-        bail!(
-            "'{}' is already enrolled; use --append to add these photos to them, or remove them first",
-            args.name
-        );
-    }
+    ctx.update_gallery(|g| {
+        let name = Selector::Name(args.name.clone());
+        let target = match g.find(&name) {
+            Some(_) if args.append => Target::Existing(name),
+            _ => Target::New(args.name.clone()),
+        };
+        Ok(ops::enrol(
+            g,
+            &target,
+            &faces,
+            threshold,
+            args.user.as_deref(),
+        )?)
+    })
+}
 
-    // Duplicate check, as door terminals do: one person enrolled under two names weakens both.
-    let mut warnings = Vec::new();
-    for (source, embedding) in &embeddings {
-        if let Match::Known(c) = gallery.best_match(embedding, threshold)? {
-            if Some(c.person_id) != existing {
-                warnings.push(format!(
-                    "{source} looks like already-enrolled {} (id {}, similarity {:.3})",
-                    c.name.as_str(),
-                    c.person_id,
-                    c.similarity
-                ));
-            }
-        }
-    }
-    let vectors: Vec<&[f32]> = embeddings.iter().map(|(_, e)| e.as_slice()).collect();
-    let id = match existing {
-        Some(id) => {
-            gallery.add_templates(id, &vectors)?;
-            id
+/// The service embeds photos itself; embeddings from a file or the camera are sent as they are.
+fn through_service(ctx: &Context, args: &EnrollArgs, mut client: Client) -> Result<Enrolled> {
+    let mut fields = json!({
+        "largest": args.largest,
+        "user": args.user,
+        "no_liveness": args.no_liveness,
+    });
+    match faces_here(ctx, args)? {
+        Some(faces) => {
+            let e: Vec<&Vec<f32>> = faces.iter().map(|(_, e)| e).collect();
+            fields["embeddings"] = json!(e);
         }
         None => {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            gallery.add_person(&args.name, &vectors, now)?
+            let images = args
+                .images
+                .iter()
+                .map(|p| {
+                    let bytes =
+                        std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+                    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            fields["images"] = json!(images);
         }
-    };
-    if let Some(login) = &args.user {
-        gallery.link_user(&Selector::Id(id), Some(login))?;
     }
-    ctx.save_gallery(&gallery)?;
-    let person = gallery.find(&Selector::Id(id)).expect("just added");
-    for w in &warnings {
-        eprintln!("facegate: warning: {w}");
-    }
-    if ctx.json {
-        println!(
-            "{}",
-            json!({
-                "id": id,
-                "name": person.name.as_str(),
-                "added": vectors.len(),
-                "templates": person.templates.len(),
-                "user": person.user.as_deref(),
-                "warnings": warnings,
-            })
-        );
+    let result = if args.append {
+        fields["person"] = json!(args.name);
+        match client.call("append", fields.clone()) {
+            Err(ClientError::Api(e)) if e.code == ErrorCode::NotFound => {
+                fields.as_object_mut().expect("object").remove("person");
+                fields["name"] = json!(args.name);
+                client.call("enroll", fields)?
+            }
+            other => other?,
+        }
     } else {
-        println!(
-            "enrolled {} (id {}): {} new template(s), {} in all",
-            person.name.as_str(),
-            id,
-            vectors.len(),
-            person.templates.len()
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+        fields["name"] = json!(args.name);
+        client.call("enroll", fields)?
+    };
+    serde_json::from_value(result).context("the service's enroll answer")
 }
 
 /// One embedding per photo; any photo without exactly one usable face fails the enrollment
@@ -180,46 +209,16 @@ fn embed_photos(
     images: &[PathBuf],
     largest: bool,
 ) -> Result<Vec<(String, Vec<f32>)>> {
-    let mut out = Vec::new();
-    let mut times = StageTimes::default();
-    for path in images {
-        let image = load_rgb(path)?;
-        let analysis = pipeline.analyse(&image, &mut times)?;
-        let mut faces = analysis.faces;
-        let face = match faces.len() {
-            0 => bail!(
-                "{}: no face found; use a photo where the face is clearly visible",
-                path.display()
-            ),
-            1 => faces.remove(0),
-            n if largest => faces
-                .into_iter()
-                .max_by(|a, b| {
-                    let area = |f: &facegate::vision::pipeline::Face| {
-                        f.detection.width() * f.detection.height()
-                    };
-                    area(a).total_cmp(&area(b))
-                })
-                .unwrap_or_else(|| unreachable!("{n} faces")),
-            n => bail!(
-                "{}: {n} faces found; use a photo of the person alone, or --largest",
-                path.display()
-            ),
-        };
-        if let Some(l) = face.liveness.filter(|l| !l.live) {
-            bail!(
-                "{}: the face fails the liveness check (score {:.3} < {:.3}): a photo of a photo \
-                 or a screen? Take the picture of the person themselves, or pass --no-liveness",
-                path.display(),
-                l.score,
-                pipeline
-                    .liveness()
-                    .map_or(f32::NAN, |l| l.params().threshold)
-            );
-        }
-        out.push((path.display().to_string(), face.embedding));
-    }
-    Ok(out)
+    images
+        .iter()
+        .map(|path| {
+            let image = load_rgb(path)?;
+            let label = path.display().to_string();
+            let e = ops::enrolment_face(pipeline, &image, largest, &label, true)
+                .map_err(anyhow::Error::msg)?;
+            Ok((label, e))
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use facegate::config::Config;
 use facegate::runtime::precision::PrecisionSetting;
+use facegate::service::client::Via;
 use facegate::setup::{Overrides, Setup};
 
 mod bench;
@@ -49,6 +50,10 @@ pub struct Args {
     /// Folder with the ONNX models and manifests [default: found next to the binary]
     #[arg(long, global = true, env = "FACEGATE_MODELS")]
     models: Option<PathBuf>,
+    /// The running service's API socket: enroll, remove, clear, list and identify go through
+    /// it when it answers [default: [service] socket, /run/facegate/api.sock]
+    #[arg(long, global = true, env = "FACEGATE_SOCKET")]
+    socket: Option<PathBuf>,
     /// Machine-readable JSON output (schema in the README)
     #[arg(long, global = true)]
     json: bool,
@@ -128,6 +133,7 @@ impl Args {
             models: self.models.clone(),
             precision: self.precision,
             key_file: self.key_file.clone(),
+            socket: self.socket.clone(),
         }
     }
 }
@@ -157,5 +163,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Run(a) => run::run(&ctx, a),
         Command::Log(a) => log::run(&ctx, a),
         Command::Doctor => unreachable!("handled above"),
+    }
+}
+
+/// How a command's text output names the path it took.
+pub fn via_text(via: Via, ctx: &Context) -> String {
+    match via {
+        Via::Service => format!("via the service at {}", ctx.config.service.socket.display()),
+        Via::File => format!("directly in {}", ctx.config.gallery.display()),
     }
 }

@@ -11,7 +11,10 @@ use anyhow::{Context as _, Result};
 use clap::Parser;
 use serde_json::json;
 
+use facegate::gallery::live::LiveGallery;
 use facegate::hw::camera::Resilient;
+use facegate::service::feed::Feed;
+use facegate::service::server;
 use facegate::terminal::decide::{Decider, Decision, LivenessRule, Outcome};
 use facegate::terminal::devices;
 use facegate::terminal::events::{Event, EventLog};
@@ -48,20 +51,24 @@ pub struct RunArgs {
     snapshot_dir: Option<PathBuf>,
 }
 
-/// Prints one line per decision, pings the systemd watchdog.
+/// Prints one line per decision, publishes it to API subscribers, pings the systemd watchdog.
 struct CliObserver {
     json: bool,
     watchdog: Option<Duration>,
     last_ping: Instant,
+    feed: Arc<Feed>,
 }
 
 impl Observer for CliObserver {
     fn decision(&mut self, d: &Decision, event: &Event, latency: Duration) {
+        self.feed
+            .publish(serde_json::to_value(event).unwrap_or_default());
         if self.json {
             println!(
                 "{}",
                 json!({
                     "time": super::log::rfc3339(event.unix_ms),
+                    "unix_ms": event.unix_ms,
                     "frame_s": d.at.as_secs_f64(),
                     "track": d.track,
                     "outcome": event.outcome,
@@ -112,6 +119,41 @@ impl Observer for CliObserver {
     }
 }
 
+/// Start the local API; without its socket folder (not started by systemd) the terminal runs
+/// without it, and the gallery stays leased so direct changes are still refused.
+fn serve_api(
+    ctx: &Context,
+    pipeline: &Arc<facegate::vision::pipeline::Pipeline>,
+    live: &Arc<LiveGallery>,
+    feed: &Arc<Feed>,
+    threshold: f32,
+) -> Result<Option<server::Server>> {
+    let state = server::State {
+        live: live.clone(),
+        store: ctx.store(),
+        pipeline: pipeline.clone(),
+        threshold,
+        feed: feed.clone(),
+        info: server::Info {
+            embedder: ctx.variants()?.0.id.clone(),
+            models: ctx.model_files()?,
+            mode: "door",
+        },
+        started: Instant::now(),
+    };
+    match server::start(&ctx.config.service, Arc::new(state)) {
+        Ok(s) => {
+            eprintln!("facegate: API on {}", s.path().display());
+            Ok(Some(s))
+        }
+        Err(e @ server::ServerError::NoFolder(_)) => {
+            eprintln!("facegate: warning: {e}; running without the local API");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
     let mut camera = ctx.config.camera.clone();
     if let Some(s) = args.source {
@@ -131,8 +173,11 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
     }
     let outputs = &ctx.config.outputs;
 
-    let pipeline = ctx.pipeline_live(false)?;
+    let pipeline = Arc::new(ctx.pipeline_live(false)?);
     let threshold = ctx.threshold()?;
+    // The service owns the gallery while it runs: direct writers are refused, naming it.
+    let socket = &ctx.config.service.socket;
+    let _lease = ctx.store().lease(&format!("socket={}", socket.display()))?;
     let gallery = ctx.load_gallery(&pipeline.gallery_id()?)?;
     if gallery.is_empty() {
         eprintln!(
@@ -153,9 +198,13 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
         .0;
     let events = EventLog::open(&log_params, &key)
         .with_context(|| format!("opening the decision log {}", log_params.path.display()))?;
+    let people = gallery.len();
+    let live = Arc::new(LiveGallery::new(gallery));
+    let feed = Arc::new(Feed::default());
+    let _server = serve_api(ctx, &pipeline, &live, &feed, threshold)?;
     let mut terminal = Terminal {
         pipeline: &pipeline,
-        gallery: &gallery,
+        gallery: &live,
         threshold,
         decider: Decider::new(ctx.config.decide.clone())
             .with_liveness(pipeline.liveness().map(|l| LivenessRule::of(l.params()))),
@@ -182,13 +231,13 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
         sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec / 2));
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     log::info!(
-        "running: {} people enrolled, threshold {threshold}, every {every_nth} frame(s)",
-        gallery.len()
+        "running: {people} people enrolled, threshold {threshold}, every {every_nth} frame(s)"
     );
     let mut observer = CliObserver {
         json: ctx.json,
         watchdog,
         last_ping: Instant::now(),
+        feed,
     };
     let report = terminal.run(&mut source, &stop, args.max_frames, &mut observer)?;
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);

@@ -5,6 +5,7 @@
 //! embedder that made its templates: similarities between two embedders' vectors mean nothing,
 //! so a gallery never mixes them. [`store`] keeps a gallery on disk, sealed by [`seal`].
 
+pub mod live;
 pub mod seal;
 pub mod store;
 
@@ -14,7 +15,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use store::{inspect, FormatError, GalleryStore, HeaderSummary, LoadSource, Loaded, Saved};
+pub use store::{
+    inspect, FormatError, GalleryLock, GalleryStore, HeaderSummary, LoadSource, Loaded, Saved,
+};
 
 use crate::keys::KeyError;
 
@@ -85,6 +88,13 @@ pub enum GalleryError {
     TooLarge(usize),
     #[error("encoding the gallery: {0}")]
     Encode(postcard::Error),
+    #[error(
+        "the gallery {} is in use by the running {holder}: change it through the service \
+         (facegate does so when the service's socket answers: check [service] socket and that \
+         you may use it), or stop the service first",
+        path.display()
+    )]
+    Leased { path: PathBuf, holder: String },
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error(

@@ -7,12 +7,18 @@
 //! told apart from a wrong key without the key, and falls back to the backup; the key id names a
 //! wrong key as such. Version 1 (plain, no key id and nonce) is still read, and the next save
 //! writes version 2: the migration.
+//!
+//! Writers serialise on an exclusive advisory lock on `<path>.lock` ([`GalleryStore::lock`]),
+//! held across load, change and save, so concurrent writers never lose each other's changes.
+//! The running service holds that lock for its whole life ([`GalleryStore::lease`]): a direct
+//! write while it runs is refused with an error naming it instead of diverging from its memory.
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -533,8 +539,8 @@ impl GalleryStore {
         let bytes = encode(gallery, &key)?;
         let current = self.current_main(&key)?;
         let migrated_plain = matches!(current, Current::Good { plain: true });
-        let tmp = with_suffix(&self.path, &format!(".tmp-{}", std::process::id()));
-        let result = write_synced(&tmp, &bytes).and_then(|()| self.install(&tmp, current));
+        let tmp = write_new_synced(&self.path, ".tmp", &bytes)?;
+        let result = self.install(&tmp, current);
         if result.is_err() {
             // Best effort: the error that matters is the one being returned.
             let _ = fs::remove_file(&tmp);
@@ -593,12 +599,16 @@ impl GalleryStore {
                 // name of the current main (made under a temporary name, then renamed over the old
                 // backup), and only then does the new file replace main.
                 let backup = self.backup_path();
-                let link = with_suffix(&backup, &format!(".new-{}", std::process::id()));
-                let _ = fs::remove_file(&link);
+                let link = unique_path(&backup, ".new");
                 if fs::hard_link(main, &link).is_err() {
                     // Filesystems without hard links (FAT): a synced copy does the same job.
                     let bytes = fs::read(main).map_err(io_err("reading", main))?;
-                    write_synced(&link, &bytes)?;
+                    let copy = write_new_synced(&backup, ".new", &bytes)?;
+                    if let Err(e) = rename(&copy, &backup) {
+                        let _ = fs::remove_file(&copy);
+                        return Err(e);
+                    }
+                    return rename(tmp, main);
                 }
                 if let Err(e) = rename(&link, &backup) {
                     let _ = fs::remove_file(&link);
@@ -609,7 +619,106 @@ impl GalleryStore {
         }
     }
 
-    /// Remove temporary files that a killed earlier save left beside the gallery.
+    /// The advisory lock file beside the gallery.
+    pub fn lock_path(&self) -> PathBuf {
+        with_suffix(&self.path, ".lock")
+    }
+
+    /// Take the writers' lock, waiting while another command holds it (for the milliseconds of
+    /// one save). While the service holds it as its lease this fails at once with
+    /// [`GalleryError::Leased`]: its matcher would not see a change made behind its back.
+    pub fn lock(&self) -> Result<GalleryLock, GalleryError> {
+        let lock = self.open_lock()?;
+        match lock.file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                // The holder writes who it is just after locking; give it that moment.
+                std::thread::sleep(Duration::from_millis(20));
+                let holder = lock.holder();
+                if holder.starts_with(SERVICE_HOLDER) {
+                    return Err(GalleryError::Leased {
+                        path: self.path.clone(),
+                        holder,
+                    });
+                }
+                lock.file.lock().map_err(io_err("locking", &lock.path))?;
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io_err("locking", &lock.path)(e)),
+        }
+        let mut lock = lock;
+        lock.set_holder(&format!("command pid={}", std::process::id()));
+        Ok(lock)
+    }
+
+    /// Take the lock for as long as the returned guard lives (the service: its whole run).
+    /// `detail` (e.g. the API socket) is recorded for the error other writers get.
+    pub fn lease(&self, detail: &str) -> Result<GalleryLock, GalleryError> {
+        let lock = self.open_lock()?;
+        match lock.file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                std::thread::sleep(Duration::from_millis(20));
+                let holder = lock.holder();
+                if holder.starts_with(SERVICE_HOLDER) {
+                    return Err(GalleryError::Leased {
+                        path: self.path.clone(),
+                        holder,
+                    });
+                }
+                // A command is saving: wait for it.
+                lock.file.lock().map_err(io_err("locking", &lock.path))?;
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io_err("locking", &lock.path)(e)),
+        }
+        let mut lock = lock;
+        lock.set_holder(&format!(
+            "{SERVICE_HOLDER} pid={} {detail}",
+            std::process::id()
+        ));
+        Ok(lock)
+    }
+
+    /// Load, change and save under the lock: the read-modify-write of one command. Nothing is
+    /// saved when `change` fails. Returns `change`'s answer, where the gallery was loaded from
+    /// and what the save did.
+    pub fn update<T, E: From<GalleryError>>(
+        &self,
+        expected: &EmbedderId,
+        change: impl FnOnce(&mut Gallery) -> Result<T, E>,
+    ) -> Result<(T, LoadSource, Saved), E> {
+        let _lock = self.lock()?;
+        let Loaded {
+            mut gallery,
+            source,
+        } = self.load(expected)?;
+        let out = change(&mut gallery)?;
+        let saved = self.save(&gallery)?;
+        Ok((out, source, saved))
+    }
+
+    fn open_lock(&self) -> Result<GalleryLock, GalleryError> {
+        let path = self.lock_path();
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        // A lock file someone else created may be read-only to us: a shared fd still locks.
+        let file = options
+            .open(&path)
+            .or_else(|_| File::open(&path))
+            .map_err(io_err("opening lock", &path))?;
+        Ok(GalleryLock {
+            file,
+            path,
+            held: false,
+        })
+    }
+
+    /// Remove temporary files that a killed earlier save left beside the gallery. Only called
+    /// under the lock, so no other writer's file is in flight.
     fn remove_stale_temporaries(&self, dir: &Path) {
         let Some(name) = self.path.file_name().and_then(|n| n.to_str()) else {
             return;
@@ -684,20 +793,79 @@ fn is_final(e: &GalleryError) -> bool {
     }
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), GalleryError> {
-    let mut options = OpenOptions::new();
-    // Truncate rather than create_new: a tmp left by a crashed process with a reused pid must
-    // not block every later save.
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // Face templates are biometric data: owner-only.
-        options.mode(0o600);
+/// What the service writes into the lock file while it holds the lease.
+const SERVICE_HOLDER: &str = "facegate service";
+
+/// The writers' lock on a gallery; released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct GalleryLock {
+    file: File,
+    path: PathBuf,
+    /// Set once the lock is taken: a guard that failed to lock must not clear the holder's
+    /// record on drop.
+    held: bool,
+}
+
+impl GalleryLock {
+    fn holder(&self) -> String {
+        fs::read_to_string(&self.path)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
     }
-    let mut file = options.open(path).map_err(io_err("creating", path))?;
-    file.write_all(bytes).map_err(io_err("writing", path))?;
-    file.sync_all().map_err(io_err("syncing", path))
+
+    fn set_holder(&mut self, holder: &str) {
+        self.held = true;
+        // Best effort: the record only improves another writer's error message.
+        let mut f = &self.file;
+        let _ = self.file.set_len(0);
+        let _ = f.write_all(format!("{holder}\n").as_bytes());
+    }
+}
+
+impl Drop for GalleryLock {
+    fn drop(&mut self) {
+        if self.held {
+            let _ = self.file.set_len(0);
+        }
+    }
+}
+
+/// `<path><suffix>-<pid>-<n>`: unique among this process's threads and other processes.
+fn unique_path(path: &Path, suffix: &str) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    with_suffix(path, &format!("{suffix}-{}-{n}", std::process::id()))
+}
+
+/// Write `bytes` to a new file beside `path` and sync it; returns its name.
+fn write_new_synced(path: &Path, suffix: &str, bytes: &[u8]) -> Result<PathBuf, GalleryError> {
+    loop {
+        let tmp = unique_path(path, suffix);
+        let mut options = OpenOptions::new();
+        // create_new: never write into another writer's file; a leftover of a crashed process
+        // with a reused pid just moves us on to the next name.
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            // Face templates are biometric data: owner-only.
+            options.mode(0o600);
+        }
+        let mut file = match options.open(&tmp) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err("creating", &tmp)(e)),
+        };
+        let written = file
+            .write_all(bytes)
+            .map_err(io_err("writing", &tmp))
+            .and_then(|()| file.sync_all().map_err(io_err("syncing", &tmp)));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        return Ok(tmp);
+    }
 }
 
 fn rename(from: &Path, to: &Path) -> Result<(), GalleryError> {
@@ -1169,23 +1337,69 @@ mod tests {
     #[test]
     fn a_failed_save_leaves_main_and_backup_as_they_were() {
         let (dir, store) = setup();
-        let (_, b) = main_and_backup(&store);
-        // A folder where the tmp file goes makes the save fail even for root.
-        let tmp = with_suffix(store.path(), &format!(".tmp-{}", std::process::id()));
-        fs::create_dir(&tmp).unwrap();
+        let (a, b) = main_and_backup(&store);
+        // A non-empty folder where the backup goes makes the save fail even for root.
+        let main_before = fs::read(store.path()).unwrap();
+        fs::rename(store.backup_path(), dir.path().join("old-backup")).unwrap();
+        fs::create_dir(store.backup_path()).unwrap();
+        fs::write(store.backup_path().join("x"), b"x").unwrap();
         let before = snapshot(dir.path());
-        let err = store.save(&b).unwrap_err();
+        let err = store.save(&a).unwrap_err();
+        assert!(matches!(&err, GalleryError::Rename { .. }), "{err}");
+        assert_eq!(snapshot(dir.path()), before, "a temporary file was left");
+        assert_eq!(fs::read(store.path()).unwrap(), main_before);
+        assert_eq!(store.load(b.embedder()).unwrap().gallery, b);
+    }
+
+    #[test]
+    fn temporary_names_are_unique_per_save() {
+        let (dir, _) = setup();
+        let base = dir.path().join("g.fg");
+        let one = write_new_synced(&base, ".tmp", b"1").unwrap();
+        let two = write_new_synced(&base, ".tmp", b"2").unwrap();
+        assert_ne!(one, two);
+        assert_eq!(fs::read(&one).unwrap(), b"1");
+        assert_eq!(fs::read(&two).unwrap(), b"2");
+    }
+
+    #[test]
+    fn threads_updating_under_the_lock_lose_nothing() {
+        let (_dir, store) = setup();
+        let g = random_gallery(20, 8, 0, 1);
+        store.save(&g).unwrap();
+        let embedder = g.embedder().clone();
+        std::thread::scope(|s| {
+            for i in 0..8 {
+                let (store, embedder) = (store.clone(), embedder.clone());
+                s.spawn(move || {
+                    store
+                        .update(&embedder, |g| {
+                            g.add_person(&format!("p{i}"), &[vec![1.0; 8]], 0)
+                        })
+                        .unwrap();
+                });
+            }
+        });
+        assert_eq!(store.load(&embedder).unwrap().gallery.len(), 8);
+    }
+
+    #[test]
+    fn a_lease_refuses_other_writers_by_name_and_ends_with_its_guard() {
+        let (_dir, store) = setup();
+        let lease = store.lease("socket=/run/x.sock").unwrap();
+        let err = store.lock().unwrap_err();
+        assert!(matches!(&err, GalleryError::Leased { .. }), "{err}");
+        let msg = err.to_string();
         assert!(
-            matches!(&err, GalleryError::Io { op: "creating", .. }),
-            "{err}"
+            msg.contains("facegate service") && msg.contains("/run/x.sock"),
+            "{msg}"
         );
-        assert!(
-            err.to_string()
-                .starts_with(&format!("creating {}: ", tmp.display())),
-            "{err}"
-        );
-        assert_eq!(snapshot(dir.path()), before);
-        assert!(tmp.is_dir());
+        assert!(matches!(
+            store.lease("again"),
+            Err(GalleryError::Leased { .. })
+        ));
+        drop(lease);
+        drop(store.lock().unwrap());
     }
 
     #[test]

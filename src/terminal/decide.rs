@@ -229,6 +229,23 @@ impl Decider {
         self.failures
     }
 
+    /// Drop every track that has matched one of `people` (just removed from the gallery), so
+    /// their earlier matches count for nothing: the face is tracked afresh from the next frame
+    /// and decided against the gallery as it is now. Returns how many tracks were dropped.
+    pub fn forget_people(&mut self, people: &[u32]) -> usize {
+        let before = self.tracks.len();
+        self.tracks
+            .retain(|t| !t.names.iter().any(|(id, _)| people.contains(id)));
+        self.recent.retain(|(id, _)| !people.contains(id));
+        before - self.tracks.len()
+    }
+
+    /// Drop every track (the gallery changed in ways not known one by one).
+    pub fn forget_all(&mut self) -> usize {
+        self.recent.clear();
+        std::mem::take(&mut self.tracks).len()
+    }
+
     /// Feed the faces of the frame taken at `now`. Frame times must not go backwards.
     pub fn step(&mut self, now: Duration, faces: &[Observation]) -> Step {
         let p = &self.params;
@@ -466,6 +483,27 @@ mod tests {
             .enumerate()
             .flat_map(|(i, f)| d.step(at(start + i as u64), f).decisions)
             .collect()
+    }
+
+    #[test]
+    fn forgetting_a_removed_person_drops_their_window_and_their_accepted_track() {
+        let mut d = Decider::new(DecideParams::default());
+        // Four matches: one short of an accept. Removed, then seen as a stranger from then on.
+        assert!(run(&mut d, 0, &vec![vec![alice(100.0)]; 4]).is_empty());
+        assert_eq!(d.forget_people(&[2]), 0, "nobody else's tracks are touched");
+        assert_eq!(d.forget_people(&[1]), 1);
+        // Without the purge one more match would accept; now the old matches count for nothing.
+        let after = run(&mut d, 4, &vec![vec![stranger(100.0)]; 12]);
+        assert_eq!(after.len(), 1, "{after:?}");
+        assert_eq!(after[0].outcome, Outcome::Unknown);
+        // An accepted (silent) track is dropped too, so the face is decided again.
+        let mut d = Decider::new(DecideParams::default());
+        assert_eq!(run(&mut d, 0, &vec![vec![alice(100.0)]; 5]).len(), 1);
+        assert_eq!(d.forget_people(&[1]), 1);
+        let again = run(&mut d, 5, &vec![vec![stranger(100.0)]; 12]);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].outcome, Outcome::Unknown);
+        assert_eq!(d.forget_all(), 1);
     }
 
     #[test]

@@ -13,7 +13,8 @@ pub mod snapshots;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::gallery::{Gallery, GalleryError, Match};
+use crate::gallery::live::{LiveGallery, Removed};
+use crate::gallery::{GalleryError, Match};
 use crate::hw::camera::{Resilient, SourceEvent};
 use crate::hw::display::{Display, Screen};
 use crate::hw::indicator::{Indicator, Signal};
@@ -64,7 +65,8 @@ pub struct Report {
 
 pub struct Terminal<'a> {
     pub pipeline: &'a Pipeline,
-    pub gallery: &'a Gallery,
+    /// Shared with the API, which may change it while the terminal runs.
+    pub gallery: &'a LiveGallery,
     pub threshold: f32,
     pub decider: Decider,
     pub indicator: Box<dyn Indicator + 'a>,
@@ -163,7 +165,9 @@ impl Terminal<'_> {
                     }
                 };
                 times.embed += started.elapsed();
-                match self.gallery.best_match(&embedding, self.threshold)? {
+                // One read per face: a writer swapping in a new gallery never waits for a frame.
+                let matched = self.gallery.read().best_match(&embedding, self.threshold)?;
+                match matched {
                     Match::Known(c) => (
                         Some(Identity {
                             person_id: c.person_id,
@@ -233,6 +237,24 @@ impl Terminal<'_> {
         event
     }
 
+    /// Bring the decision state up to the gallery's current generation: tracks that matched a
+    /// removed person are dropped, so nobody is let in on matches made before their removal.
+    fn apply_gallery_changes(&mut self, seen: &mut u64) {
+        let Some(changes) = self.gallery.changes_since(*seen) else {
+            return;
+        };
+        let dropped = match &changes.removed {
+            Removed::People(ids) if ids.is_empty() => 0,
+            Removed::People(ids) => self.decider.forget_people(ids),
+            Removed::Unknown => self.decider.forget_all(),
+        };
+        if dropped > 0 {
+            log::info!("gallery changed: dropped {dropped} decision track(s) of removed people");
+        }
+        *seen = changes.generation;
+        self.gallery.acknowledge(changes.generation);
+    }
+
     /// Run until the source ends, `max_frames` frames were read, or `stop` is set.
     pub fn run(
         &mut self,
@@ -249,8 +271,12 @@ impl Terminal<'_> {
         self.signal(Signal::Idle, Duration::ZERO);
         self.show(&Screen::Idle);
         let every = u64::from(self.every_nth.max(1));
+        let gallery = self.gallery;
+        let _matcher = gallery.attach_matcher();
+        let mut seen = gallery.generation();
         while !stop.load(Ordering::Relaxed) && max_frames.is_none_or(|m| report.frames_read < m) {
             observer.heartbeat();
+            self.apply_gallery_changes(&mut seen);
             let now = Instant::now();
             let clock = now - started;
             if let Err(e) = self.indicator.tick(clock) {

@@ -105,10 +105,13 @@ pub fn images_in(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The real `facegate` binary, with the test's models folder.
+/// The real `facegate` binary, with the test's models folder. Its API socket is in a folder
+/// that does not exist, so no test meets a service it did not start (tests that want one set
+/// `FACEGATE_SOCKET`).
 pub fn facegate() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_facegate"));
     cmd.env("FACEGATE_MODELS", models_dir())
+        .env("FACEGATE_SOCKET", "/nonexistent/facegate-test/api.sock")
         .env_remove("FACEGATE_GALLERY")
         .env_remove("FACEGATE_CONFIG")
         .env_remove("FACEGATE_EMBEDDER")
