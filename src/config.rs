@@ -55,6 +55,8 @@ pub struct Config {
     pub outputs: OutputParams,
     /// `facegate run` / `facegate log`: the decision log.
     pub log: LogParams,
+    /// Passive liveness (printed-photo detection) in `run`, `enroll`, `identify`, `embed`.
+    pub liveness: crate::vision::liveness::LivenessParams,
     /// `facegate run`'s local API, and where the other commands look for it.
     pub service: ServiceParams,
     /// The key file the gallery and the decision log are sealed with.
@@ -152,6 +154,7 @@ impl Default for Config {
             decide: DecideParams::default(),
             outputs: OutputParams::default(),
             log: LogParams::default(),
+            liveness: Default::default(),
             service: ServiceParams::default(),
             security: SecurityParams::default(),
             login: LoginConfig::default(),

@@ -13,6 +13,7 @@ use crate::runtime::precision::{self, Precision, PrecisionError, PrecisionSettin
 use crate::service::client::{Client, ClientError};
 use crate::vision::detect::{DetectorParams, Mtcnn};
 use crate::vision::embed::Embedder;
+use crate::vision::liveness::{Liveness, LivenessError};
 use crate::vision::pipeline::{gallery_id, Pipeline, PipelineError};
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,12 @@ pub enum SetupError {
     Gallery(#[from] GalleryError),
     #[error("loading models from {}: {error}", root.display())]
     Pipeline { root: PathBuf, error: PipelineError },
+    #[error(
+        "loading the liveness models from {}: {error} (set [liveness] enabled = false to run \
+         without)",
+        root.display()
+    )]
+    Liveness { root: PathBuf, error: LivenessError },
 }
 
 /// Values given on the command line (or in the environment) that replace the config's.
@@ -102,6 +109,26 @@ impl Setup {
         .map_err(|error| SetupError::Pipeline {
             root: self.models.root().to_path_buf(),
             error,
+        })
+    }
+
+    /// [`Setup::pipeline`] with the liveness check when `[liveness] enabled` (and not
+    /// `disabled` here, e.g. by `--no-liveness`).
+    pub fn pipeline_live(&self, disabled: bool) -> Result<Pipeline, SetupError> {
+        let mut pipeline = self.pipeline()?;
+        if self.config.liveness.enabled && !disabled {
+            pipeline.set_liveness(Some(self.liveness()?));
+        }
+        Ok(pipeline)
+    }
+
+    /// The liveness nets the config names (checksums verified).
+    pub fn liveness(&self) -> Result<Liveness, SetupError> {
+        Liveness::load(&self.models, self.config.liveness.clone()).map_err(|error| {
+            SetupError::Liveness {
+                root: self.models.root().to_path_buf(),
+                error,
+            }
         })
     }
 

@@ -239,6 +239,11 @@ struct Station {
 
 impl Station {
     fn new(frames: &Path, mode: &str) -> Self {
+        Self::with_config(frames, mode, "")
+    }
+
+    /// With `extra` appended to the station's config.
+    fn with_config(frames: &Path, mode: &str, extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         // The test's own primary group reads the API (verify_user for any login), so the test
         // need not run as root.
@@ -249,7 +254,7 @@ impl Station {
         let config = format!(
             "[camera]\nsource = {frames:?}\n\
              [login]\nmode = {mode:?}\nallow_nolive = true\n\
-             [service]\nreader_group = {group:?}\nsocket_mode = 0o600\n"
+             [service]\nreader_group = {group:?}\nsocket_mode = 0o600\n{extra}"
         );
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
         Self {
@@ -275,10 +280,14 @@ impl Station {
 
     fn enroll(&self, data: &Path, name: &str, login: &str) {
         let photo = data.join(format!("video/hamilton/enroll_{name}.png"));
+        self.enroll_photos(name, login, &[photo]);
+    }
+
+    fn enroll_photos(&self, name: &str, login: &str, photos: &[PathBuf]) {
         let out = self
             .cli()
             .args(["enroll", "--largest", "--name", name, "--user", login])
-            .arg(photo)
+            .args(photos)
             .output()
             .unwrap();
         assert!(
@@ -365,7 +374,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// The real module, the real service, real frames: the account's own face logs in; another
-/// enrolled person's face is refused; liveness asked for while the service has none is
+/// enrolled person's face is refused; liveness asked for while the service has it off is
 /// "unavailable" (the password follows); the sixth failure in a row is refused without the
 /// camera being opened (its folder is gone by then, which would otherwise say so); and every
 /// attempt is in the decision log with its outcome and score.
@@ -375,12 +384,13 @@ fn the_real_service_logs_the_account_in_by_its_own_face_only() {
     let scratch = tempfile::tempdir().unwrap();
     // Frames 121-235: Lin-Manuel Miranda alone, facing the camera.
     let frames = clip_frames(&data, scratch.path(), 121, 235, 1);
-    let mut station = Station::new(&frames, "login");
+    // This station has the liveness check switched off.
+    let mut station = Station::with_config(&frames, "login", "[liveness]\nenabled = false\n");
     station.enroll(&data, LIN, "lin");
     station.enroll(&data, ALEX, "alex");
     station.start();
 
-    // Liveness is asked for unless the line says nolive: not available yet, so the password.
+    // Liveness is asked for unless the line says nolive: switched off here, so the password.
     let attempt = station.stack("").authenticate("lin", None);
     assert_eq!(
         attempt.code,
@@ -617,5 +627,114 @@ fn a_door_station_shares_its_frames_with_face_login() {
             .iter()
             .any(|e| e.name.as_deref() == Some(LIN)),
         "the door's decisions share the log"
+    );
+}
+
+/// The subject's NUAA frames of one kind (`live` or `attack`, printed photos of them).
+fn nuaa_frames(kind: &str, subject: &str) -> Option<Vec<PathBuf>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pad/nuaa_dev");
+    if !dir.join(kind).is_dir() {
+        return None;
+    }
+    Some(
+        common::images_in(&dir.join(kind))
+            .into_iter()
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&format!("{subject}_"))
+            })
+            .collect(),
+    )
+}
+
+fn linked_frames(dir: &Path, name: &str, frames: &[PathBuf]) -> PathBuf {
+    let out = dir.join(name);
+    std::fs::create_dir(&out).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        std::os::unix::fs::symlink(f, out.join(format!("{i:04}.jpg"))).unwrap();
+    }
+    out
+}
+
+/// Liveness on (the PAM line without `nolive`): printed
+/// photos of the enrolled account's own face (NUAA) are refused as a photo; the live face of the
+/// same person, and Lin-Manuel Miranda's face in the Hamilton clip, log in.
+#[test]
+fn with_liveness_a_printed_photo_of_the_user_is_refused_and_the_live_face_logs_in() {
+    let data = data_or_skip!();
+    let (Some(live), Some(attack)) = (nuaa_frames("live", "0003"), nuaa_frames("attack", "0003"))
+    else {
+        eprintln!("SKIPPED: ../shared/pad/nuaa_dev is not present on this machine");
+        return;
+    };
+    assert!(
+        live.len() >= 15 && attack.len() >= 20,
+        "{live:?} {attack:?}"
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    // Enrolled from three live frames spread over the session (liveness checks them too).
+    let picks = [0, live.len() / 2, live.len() - 1].map(|i| live[i].clone());
+
+    // Printed photos of pat at the camera.
+    let attack_dir = linked_frames(scratch.path(), "attack", &attack);
+    let mut station = Station::new(&attack_dir, "login");
+    station.enroll_photos("0003", "pat", &picks);
+    station.start();
+    let attempt = station.stack("").authenticate("pat", None);
+    assert_eq!(
+        attempt.code,
+        ffi::PAM_AUTH_ERR,
+        "{:?}\n{}",
+        attempt.messages,
+        station.service_log()
+    );
+    assert!(
+        attempt.messages.iter().any(|m| m == "Photo detected"),
+        "{:?}",
+        attempt.messages
+    );
+    drop(station);
+
+    // Pat themselves at the camera.
+    let live_dir = linked_frames(scratch.path(), "live", &live);
+    let mut station = Station::new(&live_dir, "login");
+    station.enroll_photos("0003", "pat", &picks);
+    station.start();
+    let attempt = station.stack("").authenticate("pat", None);
+    assert_eq!(
+        attempt.code,
+        ffi::PAM_SUCCESS,
+        "{:?}\n{}",
+        attempt.messages,
+        station.service_log()
+    );
+    drop(station);
+
+    // Lin in the Hamilton clip, liveness on.
+    let frames = clip_frames(&data, scratch.path(), 121, 235, 1);
+    let mut station = Station::new(&frames, "login");
+    station.enroll(&data, LIN, "lin");
+    station.start();
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let attempt = station.stack("").authenticate("lin", None);
+        assert_eq!(
+            attempt.code,
+            ffi::PAM_SUCCESS,
+            "{:?}\n{}",
+            attempt.messages,
+            station.service_log()
+        );
+        times.push(attempt.elapsed);
+    }
+    times.sort();
+    eprintln!(
+        "with liveness: pam_authenticate -> PAM_SUCCESS over {} attempts: median {:?}, p95 {:?}, all {:?}",
+        times.len(),
+        percentile(&times, 50.0),
+        percentile(&times, 95.0),
+        times
     );
 }

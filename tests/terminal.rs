@@ -372,6 +372,7 @@ impl Observer for Seen {
         self.0.push(match &d.outcome {
             Outcome::Accepted { name, .. } => format!("accept {name}"),
             Outcome::Unknown => "unknown".into(),
+            Outcome::Spoof => "spoof".into(),
         });
     }
     fn camera(&mut self, lost: bool, _: &str) {

@@ -46,6 +46,9 @@ pub struct BenchArgs {
     /// --compare: the python that creates bench/.venv
     #[arg(long, default_value = "python3")]
     python: String,
+    /// Time the pipeline without the liveness stage (on by default, as in `run`)
+    #[arg(long)]
+    no_liveness: bool,
 }
 
 fn default_data() -> PathBuf {
@@ -81,6 +84,7 @@ pub fn run(ctx: &Context, args: BenchArgs) -> Result<ExitCode> {
         runs: args.runs,
         gallery_size: args.gallery_size.unwrap_or(1000),
         threads: args.threads,
+        liveness: !args.no_liveness,
     };
     let report = bench::run(ctx, &options)?;
     if ctx.json {

@@ -63,12 +63,22 @@ pub struct EnrollArgs {
     /// With --camera: draw the display into PNG files in DIR (headless runs)
     #[arg(long, requires = "camera", value_name = "DIR")]
     display_png: Option<PathBuf>,
+    /// Enroll even a face that fails the liveness check (logged)
+    #[arg(long)]
+    no_liveness: bool,
 }
 
 pub fn run(ctx: &Context, args: EnrollArgs) -> Result<ExitCode> {
     // A bad login is refused before the models run.
     if let Some(login) = &args.user {
         facegate::gallery::validate_login(login)?;
+    }
+    if args.no_liveness && ctx.config.liveness.enabled {
+        log::warn!(
+            "enrolling {} with --no-liveness: faces are not checked for printed photos",
+            args.name
+        );
+        eprintln!("facegate: warning: --no-liveness: the liveness check is skipped");
     }
     let (enrolled, via) = match ctx.service()? {
         Some(client) => (through_service(ctx, &args, client)?, Via::Service),
@@ -100,7 +110,7 @@ type Faces = Vec<(String, Vec<f32>)>;
 /// Faces the CLI embeds itself: from `facegate embed` output, the camera, or (no service) photos.
 fn faces_here(ctx: &Context, args: &EnrollArgs) -> Result<Option<Faces>> {
     Ok(match &args.from_embed {
-        Some(file) => Some(read_embed_output(ctx, file)?),
+        Some(file) => Some(read_embed_output(ctx, file, args.no_liveness)?),
         None if args.camera => {
             let stop = Arc::new(AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -113,6 +123,7 @@ fn faces_here(ctx: &Context, args: &EnrollArgs) -> Result<Option<Faces>> {
                 display_png: args.display_png.clone(),
                 timeout: args.timeout,
                 min_poses: args.min_poses,
+                liveness: !args.no_liveness,
             };
             Some(enrol_from_camera(ctx, &request, &stop, &mut |m| {
                 eprintln!("facegate: {m}")
@@ -126,7 +137,11 @@ fn faces_here(ctx: &Context, args: &EnrollArgs) -> Result<Option<Faces>> {
 fn in_file(ctx: &Context, args: &EnrollArgs) -> Result<Enrolled> {
     let faces = match faces_here(ctx, args)? {
         Some(faces) => faces,
-        None => embed_photos(&ctx.pipeline()?, &args.images, args.largest)?,
+        None => embed_photos(
+            &ctx.pipeline_live(args.no_liveness)?,
+            &args.images,
+            args.largest,
+        )?,
     };
     let threshold = ctx.threshold()?;
     ctx.update_gallery(|g| {
@@ -147,7 +162,11 @@ fn in_file(ctx: &Context, args: &EnrollArgs) -> Result<Enrolled> {
 
 /// The service embeds photos itself; embeddings from a file or the camera are sent as they are.
 fn through_service(ctx: &Context, args: &EnrollArgs, mut client: Client) -> Result<Enrolled> {
-    let mut fields = json!({ "largest": args.largest, "user": args.user });
+    let mut fields = json!({
+        "largest": args.largest,
+        "user": args.user,
+        "no_liveness": args.no_liveness,
+    });
     match faces_here(ctx, args)? {
         Some(faces) => {
             let e: Vec<&Vec<f32>> = faces.iter().map(|(_, e)| e).collect();
@@ -195,7 +214,7 @@ fn embed_photos(
         .map(|path| {
             let image = load_rgb(path)?;
             let label = path.display().to_string();
-            let e = ops::enrolment_face(pipeline, &image, largest, &label)
+            let e = ops::enrolment_face(pipeline, &image, largest, &label, true)
                 .map_err(anyhow::Error::msg)?;
             Ok((label, e))
         })
@@ -213,10 +232,22 @@ struct EmbedLine {
 #[derive(Deserialize)]
 struct EmbedFace {
     embedding: Vec<f32>,
+    #[serde(default)]
+    liveness: Option<EmbedLiveness>,
+}
+
+#[derive(Deserialize)]
+struct EmbedLiveness {
+    score: f32,
+    live: bool,
 }
 
 /// The central face of every line of `facegate embed` output.
-fn read_embed_output(ctx: &Context, file: &Path) -> Result<Vec<(String, Vec<f32>)>> {
+fn read_embed_output(
+    ctx: &Context,
+    file: &Path,
+    no_liveness: bool,
+) -> Result<Vec<(String, Vec<f32>)>> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let expected = ctx.gallery_id()?;
@@ -241,6 +272,15 @@ fn read_embed_output(ctx: &Context, file: &Path) -> Result<Vec<(String, Vec<f32>
         let Some(face) = parsed.faces.into_iter().next() else {
             bail!("{}:{}: no face in {}", file.display(), n + 1, parsed.image);
         };
+        if let Some(l) = face.liveness.as_ref().filter(|l| !l.live && !no_liveness) {
+            bail!(
+                "{}:{}: {} failed the liveness check (score {:.3}); pass --no-liveness to enroll it",
+                file.display(),
+                n + 1,
+                parsed.image,
+                l.score
+            );
+        }
         out.push((parsed.image, face.embedding));
     }
     if out.is_empty() {

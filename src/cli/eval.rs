@@ -1,5 +1,6 @@
-//! `facegate eval`: parse the protocol's options, run it (`facegate::eval::protocols`), print
-//! its report, or several embedders' reports side by side with `--compare`.
+//! `facegate eval`: parse the protocol's options, run it (`facegate::eval::protocols`, or
+//! `facegate::eval::liveness` for `eval liveness`), print its report, or several embedders'
+//! reports side by side with `--compare`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,6 +9,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
+use facegate::eval::liveness::{self, LivenessOptions};
 use facegate::eval::protocols::{
     comparison, comparison_text, evaluate, with_plot_suffix, CacheOptions, ConditionsOptions,
     HeatmapOptions, IdentifyOptions, PairsOptions, Protocol,
@@ -48,6 +50,8 @@ enum EvalCommand {
     Conditions(ConditionsArgs),
     /// Similarity heatmap of the people in a folder (one sub-folder per person)
     Heatmap(HeatmapArgs),
+    /// Liveness (presentation-attack detection): APCER, BPCER, DET curve on live/attack folders
+    Liveness(LivenessArgs),
 }
 
 #[derive(Debug, Clone, Parser)]
@@ -105,6 +109,19 @@ struct HeatmapArgs {
     plot: PathBuf,
 }
 
+#[derive(Debug, Clone, Parser)]
+struct LivenessArgs {
+    /// Folder of bona fide (live) face images, searched recursively
+    #[arg(long, required = true)]
+    live: Vec<PathBuf>,
+    /// Folder of attack presentations (printed photos, screens), searched recursively
+    #[arg(long)]
+    attack: Vec<PathBuf>,
+    /// Write the DET curve (BPCER against APCER, log axes) to this PNG
+    #[arg(long, value_name = "PNG")]
+    plot: Option<PathBuf>,
+}
+
 impl EvalArgs {
     fn cache_options(&self) -> CacheOptions {
         CacheOptions {
@@ -137,11 +154,23 @@ impl From<EvalCommand> for Protocol {
                 dir: a.dir,
                 plot: a.plot,
             }),
+            EvalCommand::Liveness(_) => unreachable!("eval liveness is not an embedder protocol"),
         }
     }
 }
 
 pub fn run(ctx: &Context, args: EvalArgs) -> Result<ExitCode> {
+    if let EvalCommand::Liveness(a) = args.command {
+        // No embedder involved: neither the cache nor --compare apply.
+        let options = LivenessOptions {
+            live: a.live,
+            attack: a.attack,
+            plot: a.plot,
+        };
+        let (text, json) = liveness::evaluate(ctx, &options)?;
+        println!("{}", if ctx.json { json.to_string() } else { text });
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.compare.is_empty() {
         let (text, json) = evaluate(ctx, &args.cache_options(), args.command.clone().into())?;
         if ctx.json {

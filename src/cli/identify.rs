@@ -20,6 +20,9 @@ use super::Context;
 pub struct IdentifyArgs {
     #[arg(required = true)]
     images: Vec<PathBuf>,
+    /// Skip the liveness check even when `[liveness] enabled`
+    #[arg(long)]
+    no_liveness: bool,
 }
 
 /// Where the faces are matched.
@@ -63,7 +66,7 @@ pub fn run(ctx: &Context, args: IdentifyArgs) -> Result<ExitCode> {
     let (mut matcher, via) = match ctx.service()? {
         Some(client) => (Matcher::Service(client), Via::Service),
         None => {
-            let pipeline = ctx.pipeline()?;
+            let pipeline = ctx.pipeline_live(args.no_liveness)?;
             let gallery = ctx.load_gallery(&pipeline.gallery_id()?)?;
             if gallery.is_empty() {
                 eprintln!(
@@ -136,8 +139,20 @@ pub fn run(ctx: &Context, args: IdentifyArgs) -> Result<ExitCode> {
                 .map(|a| a.iter().filter_map(Value::as_f64).collect())
                 .unwrap_or_default();
             let b = |i: usize| b.get(i).copied().unwrap_or(f64::NAN);
+            let l = &face["liveness"];
+            let live = match l["score"].as_f64() {
+                Some(score) => {
+                    let verdict = if l["live"] == json!(true) {
+                        "live"
+                    } else {
+                        "SPOOF"
+                    };
+                    format!(" [liveness {score:.3}: {verdict}]")
+                }
+                None => String::new(),
+            };
             println!(
-                "{}: face at [{:.0}, {:.0}, {:.0}, {:.0}]: {who}",
+                "{}: face at [{:.0}, {:.0}, {:.0}, {:.0}]: {who}{live}",
                 path.display(),
                 b(0),
                 b(1),

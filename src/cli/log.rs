@@ -87,6 +87,7 @@ pub fn run(ctx: &Context, args: LogArgs) -> Result<ExitCode> {
                 (EventOutcome::Accepted, Some(n), Some(id)) => format!("accepted {n} (id {id})"),
                 (EventOutcome::Accepted, _, _) => "accepted".to_string(),
                 (EventOutcome::Unknown, _, _) => "unknown".to_string(),
+                (EventOutcome::Spoof, _, _) => "spoof (liveness failed)".to_string(),
             };
             println!(
                 "{} {who} similarity {:.3} frames {} track {}",

@@ -78,13 +78,15 @@ enum Command {
     Remove(people::RemoveArgs),
     /// Remove everyone from the gallery
     Clear(people::ClearArgs),
-    /// Choose the match threshold for a target false accept rate
+    /// Choose the match threshold for a target false accept rate (or, with --liveness-*, the
+    /// liveness threshold for a target APCER)
     Calibrate(calibrate::CalibrateArgs),
     /// Time each pipeline stage over images
     Bench(bench::BenchArgs),
-    /// Measure accuracy on your own data: pairs, open-set 1:N, conditions, heatmap
+    /// Measure accuracy on your own data: pairs, open-set 1:N, conditions, heatmap, liveness
     Eval(eval::EvalArgs),
-    /// Run the terminal: camera frames in, accept / unknown out (LEDs, relay, display, log)
+    /// Run the terminal: camera frames in, accept / unknown / spoof out (LEDs, relay, display,
+    /// log)
     Run(run::RunArgs),
     /// Print the decision log
     Log(log::LogArgs),

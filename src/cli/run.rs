@@ -18,7 +18,7 @@ use facegate::service::feed::Feed;
 use facegate::service::frames::FrameFeed;
 use facegate::service::server;
 use facegate::service::verify::{FrameSupply, LoginStation};
-use facegate::terminal::decide::{Decider, Decision, Outcome};
+use facegate::terminal::decide::{Decider, Decision, LivenessRule, Outcome};
 use facegate::terminal::devices;
 use facegate::terminal::events::{Event, EventLog};
 use facegate::terminal::snapshots::Snapshots;
@@ -49,7 +49,7 @@ pub struct RunArgs {
     /// Decision log file [default: [log] path]
     #[arg(long, value_name = "FILE")]
     log_file: Option<PathBuf>,
-    /// Keep a JPEG of the frame of every unknown decision in DIR [default: [log] snapshot_dir]
+    /// Keep a JPEG of the frame of every unknown or spoof decision in DIR [default: [log] snapshot_dir]
     #[arg(long, value_name = "DIR")]
     snapshot_dir: Option<PathBuf>,
 }
@@ -83,15 +83,20 @@ impl Observer for CliObserver {
                     "frames_used": d.frames_used,
                     "track_age_s": d.track_age.as_secs_f64(),
                     "latency_ms": latency.as_secs_f64() * 1000.0,
+                    "liveness": d.liveness,
                 })
             );
         } else {
             let who = match &d.outcome {
                 Outcome::Accepted { person_id, name } => format!("ACCEPT {name} (id {person_id})"),
                 Outcome::Unknown => "UNKNOWN".to_string(),
+                Outcome::Spoof => "SPOOF".to_string(),
             };
+            let live = d
+                .liveness
+                .map_or(String::new(), |l| format!(" liveness {l:.3}"));
             println!(
-                "{} {who} track {} similarity {:.3} frames {} at {:.2}s (track age {:.2}s, latency {:.0} ms)",
+                "{} {who} track {} similarity {:.3}{live} frames {} at {:.2}s (track age {:.2}s, latency {:.0} ms)",
                 super::log::rfc3339(event.unix_ms),
                 d.track,
                 d.similarity,
@@ -181,7 +186,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
     }
     let outputs = &ctx.config.outputs;
 
-    let pipeline = Arc::new(ctx.pipeline()?);
+    let pipeline = Arc::new(ctx.pipeline_live(false)?);
     let threshold = ctx.threshold()?;
     // The service owns the gallery while it runs: direct writers are refused, naming it.
     let socket = &ctx.config.service.socket;
@@ -230,7 +235,8 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
         pipeline: &pipeline,
         gallery: &live,
         threshold,
-        decider: Decider::new(ctx.config.decide.clone()),
+        decider: Decider::new(ctx.config.decide.clone())
+            .with_liveness(pipeline.liveness().map(|l| LivenessRule::of(l.params()))),
         indicator: devices::indicator(&ctx.config.outputs)?,
         display,
         events: Some(events),

@@ -154,6 +154,12 @@ fn pairs_scores(pipeline: &Pipeline, file: &Path, root: &Path) -> Result<Scores>
 /// Set `[matching] threshold` in a TOML config, creating the file if needed and keeping every
 /// other setting.
 pub fn write_threshold(path: &Path, threshold: f32) -> Result<()> {
+    write_table_threshold(path, "matching", threshold)
+}
+
+/// Set `threshold` in the `[table]` of the TOML config at `path`, creating the file if needed
+/// and keeping every other setting.
+pub fn write_table_threshold(path: &Path, table_name: &str, threshold: f32) -> Result<()> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -161,11 +167,11 @@ pub fn write_threshold(path: &Path, threshold: f32) -> Result<()> {
     };
     let mut doc: toml::Table =
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let matching = doc
-        .entry("matching")
+    let entry = doc
+        .entry(table_name)
         .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    let Some(table) = matching.as_table_mut() else {
-        bail!("{}: `matching` is not a table", path.display());
+    let Some(table) = entry.as_table_mut() else {
+        bail!("{}: `{table_name}` is not a table", path.display());
     };
     table.insert("threshold".into(), toml::Value::Float(threshold as f64));
     let tmp = path.with_extension("toml.tmp");

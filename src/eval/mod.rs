@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod calibrate;
+pub mod liveness;
 pub mod metrics;
 pub mod pairs;
 pub mod plot;

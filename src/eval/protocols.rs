@@ -1004,7 +1004,7 @@ fn is_image_ext(ext: &str) -> bool {
 }
 
 /// Image files below `dir`, sorted.
-fn images_below(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn images_below(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

@@ -18,7 +18,7 @@ use crate::hw::camera::{CameraParams, DirSource};
 use crate::hw::display::{DisplayKind, FramebufferDisplay};
 use crate::hw::indicator::LineParams;
 use crate::keys::{KeyError, KeyFile};
-use crate::runtime::models::ModelDir;
+use crate::runtime::models::{ModelDir, NetFile};
 use crate::runtime::precision::Precision;
 use crate::terminal::event_chain::{self, LogKey};
 use crate::terminal::events::{read_log, LogParams};
@@ -154,7 +154,7 @@ fn check_models(config: &Config, checks: &mut Vec<Check>) -> Option<ModelDir> {
     for id in dir.embedder_ids() {
         match dir.embedder_manifest(&id) {
             Ok(m) => files.push((
-                crate::runtime::models::NetFile {
+                NetFile {
                     file: m.file,
                     sha256: m.sha256,
                 },
@@ -163,6 +163,7 @@ fn check_models(config: &Config, checks: &mut Vec<Check>) -> Option<ModelDir> {
             Err(e) => checks.push(fail("models", e.to_string(), reinstall)),
         }
     }
+    files.extend(liveness_files(config, &dir, checks));
     for (net, used) in files {
         let name = format!("model {}", net.file);
         checks.push(match dir.read_verified(&net.file, &net.sha256) {
@@ -176,6 +177,74 @@ fn check_models(config: &Config, checks: &mut Vec<Check>) -> Option<ModelDir> {
         });
     }
     Some(dir)
+}
+
+/// The liveness nets of `minifasnet.toml`, each with whether the config uses it; a `liveness`
+/// check fails when the check is enabled but its manifest or a configured net is missing.
+fn liveness_files(
+    config: &Config,
+    dir: &ModelDir,
+    checks: &mut Vec<Check>,
+) -> Vec<(NetFile, bool)> {
+    let params = &config.liveness;
+    let off = "or set [liveness] enabled = false to run without the liveness check";
+    let manifest = match dir.liveness_manifest() {
+        Ok(m) => m,
+        Err(e) if params.enabled => {
+            checks.push(fail(
+                "liveness",
+                e.to_string(),
+                format!("reinstall the package (models/minifasnet.toml and its nets), {off}"),
+            ));
+            return Vec::new();
+        }
+        // Not shipped and not used: nothing to check.
+        Err(_) => return Vec::new(),
+    };
+    if params.enabled {
+        let missing: Vec<&str> = params
+            .models
+            .iter()
+            .filter(|m| !manifest.nets.contains_key(*m))
+            .map(String::as_str)
+            .collect();
+        checks.push(if params.models.is_empty() || !missing.is_empty() {
+            fail(
+                "liveness",
+                format!(
+                    "[liveness] models = {:?}, but {} has {}",
+                    params.models,
+                    dir.liveness_manifest_path().display(),
+                    manifest.nets.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+                format!("name nets of minifasnet.toml in [liveness] models, {off}"),
+            )
+        } else {
+            ok(
+                "liveness",
+                format!(
+                    "nets {}, threshold {}, floor {}",
+                    params.models.join("+"),
+                    params.threshold,
+                    params.floor
+                ),
+            )
+        });
+    }
+    manifest
+        .nets
+        .into_iter()
+        .map(|(name, net)| {
+            let used = params.enabled && params.models.contains(&name);
+            (
+                NetFile {
+                    file: net.file,
+                    sha256: net.sha256,
+                },
+                used,
+            )
+        })
+        .collect()
 }
 
 fn enroll_hint(config: &Config) -> String {

@@ -53,7 +53,10 @@ pub fn frame_view(
         .min_by(|a, b| distance(&a.bbox).total_cmp(&distance(&b.bbox)));
     match central {
         Some(face) => match face.embedding.as_deref().and_then(&mut score) {
-            Some(score) => decide::FrameView::Face { score, live: None },
+            Some(score) => decide::FrameView::Face {
+                score,
+                live: face.live,
+            },
             None => decide::FrameView::NoFace,
         },
         None if frame.dark_luma.is_some_and(|l| l < dark_luma) => decide::FrameView::Dark,
@@ -71,6 +74,7 @@ mod tests {
         let face = |bbox: [f32; 4], value: f32| SeenFace {
             bbox,
             embedding: Some(vec![value]),
+            live: None,
         };
         let mut frame = AnalysedFrame {
             width: 100,

@@ -13,8 +13,8 @@ use crate::vision::pipeline::StageTimes;
 use super::{machine, peak_rss_kb, synthetic_gallery};
 use crate::setup::Setup;
 
-const STAGES: [&str; 8] = [
-    "decode", "pnet", "rnet", "onet", "align", "embed", "search", "total",
+const STAGES: [&str; 9] = [
+    "decode", "pnet", "rnet", "onet", "align", "liveness", "embed", "search", "total",
 ];
 
 #[derive(Serialize)]
@@ -50,13 +50,15 @@ pub struct BenchOptions {
     pub gallery_size: usize,
     /// Threads per frame (overrides detector.threads of the config; 0 = all cores).
     pub threads: Option<usize>,
+    /// Include the liveness stage when the config enables it (as `run` does).
+    pub liveness: bool,
 }
 
 pub fn run(setup: &Setup, args: &BenchOptions) -> Result<Report> {
     let input = &args.input;
     let images = image_files(input)?;
     let load_started = Instant::now();
-    let mut pipeline = setup.pipeline()?;
+    let mut pipeline = setup.pipeline_live(!args.liveness)?;
     let load_time = load_started.elapsed();
     if let Some(t) = args.threads {
         pipeline.set_threads(t);
@@ -90,6 +92,7 @@ pub fn run(setup: &Setup, args: &BenchOptions) -> Result<Report> {
                 t.detect.rnet,
                 t.detect.onet,
                 t.align,
+                t.liveness,
                 t.embed,
                 search,
             ];

@@ -167,11 +167,14 @@ pub fn list_json(gallery: &Gallery) -> Value {
 }
 
 /// The one face of an enrolment photo: exactly one, or the largest when `largest` is set.
+/// With `check_liveness`, a face the pipeline's liveness check (when it has one) calls a spoof
+/// is refused: a printed photo enrolled would teach the gallery a photo.
 pub fn enrolment_face(
     pipeline: &Pipeline,
     image: &RgbImage,
     largest: bool,
     label: &str,
+    check_liveness: bool,
 ) -> Result<Vec<f32>, String> {
     let analysis = pipeline
         .analyse(image, &mut StageTimes::default())
@@ -194,6 +197,16 @@ pub fn enrolment_face(
             ))
         }
     };
+    if let Some(l) = face.liveness.filter(|l| check_liveness && !l.live) {
+        return Err(format!(
+            "{label}: the face fails the liveness check (score {:.3} < {:.3}): a photo of a \
+             photo or a screen? Take the picture of the person themselves, or pass --no-liveness",
+            l.score,
+            pipeline
+                .liveness()
+                .map_or(f32::NAN, |l| l.params().threshold)
+        ));
+    }
     Ok(face.embedding)
 }
 
@@ -224,6 +237,7 @@ pub fn identify(
             "score": face.detection.score,
             "landmarks": face.detection.landmarks,
             "quality": face.quality,
+            "liveness": face.liveness,
             "match": known.as_ref().map(candidate_json),
             "best": best.as_ref().map(candidate_json),
         }));

@@ -76,6 +76,8 @@ pub struct Append {
     pub faces: Faces,
     #[serde(default)]
     pub largest: bool,
+    #[serde(default)]
+    pub no_liveness: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -229,7 +229,7 @@ fn handle(
         Request::Status {} => Ok(status(state)),
         Request::List {} => Ok(ops::list_json(&state.live.read())),
         Request::Enroll(e) => {
-            let faces = faces(state, &e.faces, e.largest)?;
+            let faces = faces(state, &e.faces, e.largest, e.no_liveness)?;
             change(state, |g| {
                 Ok(ops::enrol(
                     g,
@@ -242,7 +242,7 @@ fn handle(
             .and_then(to_value)
         }
         Request::Append(a) => {
-            let faces = faces(state, &a.faces, a.largest)?;
+            let faces = faces(state, &a.faces, a.largest, a.no_liveness)?;
             let target = Target::Existing(ops::selector(&a.person));
             change(state, |g| {
                 Ok(ops::enrol(
@@ -323,7 +323,12 @@ fn change<T>(
 }
 
 /// The embeddings of an enrol request, labelled for warnings.
-fn faces(state: &State, faces: &Faces, largest: bool) -> Result<Vec<(String, Vec<f32>)>, ApiError> {
+fn faces(
+    state: &State,
+    faces: &Faces,
+    largest: bool,
+    no_liveness: bool,
+) -> Result<Vec<(String, Vec<f32>)>, ApiError> {
     if let Some(embeddings) = &faces.embeddings {
         return Ok(embeddings
             .iter()
@@ -338,7 +343,7 @@ fn faces(state: &State, faces: &Faces, largest: bool) -> Result<Vec<(String, Vec
         .map(|(i, b64)| {
             let label = format!("images[{i}]");
             let image = decode_image(b64, &label)?;
-            let e = ops::enrolment_face(&state.pipeline, &image, largest, &label)
+            let e = ops::enrolment_face(&state.pipeline, &image, largest, &label, !no_liveness)
                 .map_err(ApiError::bad_request)?;
             Ok((label, e))
         })

@@ -185,15 +185,16 @@ fn attempt(
         ));
     };
     *person_id = Some(person.0);
-    if request.liveness {
+    if request.liveness && ctx.pipeline.liveness().is_none() {
         return Err(ApiError::new(
             ErrorCode::LivenessUnavailable,
-            "this facegate has no liveness check (presentation-attack detection) yet, and a \
-             request with liveness cannot be met: use the password (or `nolive` on the PAM \
-             line together with [login] allow_nolive = true, accepting that a photo may pass)",
+            "the liveness check (presentation-attack detection) is off here ([liveness] \
+             enabled = false), and a request with liveness cannot be met: use the password \
+             (or `nolive` on the PAM line together with [login] allow_nolive = true, accepting \
+             that a photo may pass)",
         ));
     }
-    if !station.config.allow_nolive {
+    if !request.liveness && !station.config.allow_nolive {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
             "this station refuses face login without liveness ([login] allow_nolive = false)",
@@ -243,6 +244,9 @@ fn attempt(
                 FrameView::Dark => {
                     prompts.say(emit, "Too dark: more light on your face, please")?
                 }
+                FrameView::Face {
+                    live: Some(false), ..
+                } => prompts.say(emit, "Photo or screen detected: show your own face")?,
                 FrameView::Face { score, .. } if score < threshold => {
                     prompts.say(emit, "Face seen, not recognised yet")?
                 }
@@ -385,6 +389,7 @@ fn camera_frames(
             .into_iter()
             .map(|f| SeenFace {
                 bbox: f.detection.bbox,
+                live: f.liveness.map(|l| l.live),
                 embedding: Some(f.embedding),
             })
             .collect();

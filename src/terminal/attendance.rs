@@ -41,6 +41,7 @@ pub fn write_csv(
         let outcome = match e.outcome {
             EventOutcome::Accepted => "accepted",
             EventOutcome::Unknown => "unknown",
+            EventOutcome::Spoof => "spoof",
         };
         writeln!(
             out,

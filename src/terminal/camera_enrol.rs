@@ -27,6 +27,8 @@ pub struct CameraEnrolment {
     pub timeout: f32,
     /// Store only if at least this many poses were captured.
     pub min_poses: u32,
+    /// Check every face for liveness when the config enables it (`false`: `--no-liveness`).
+    pub liveness: bool,
 }
 
 /// Guide the person at the camera through the poses; one embedding per captured pose. Nothing
@@ -41,7 +43,7 @@ pub fn enrol_from_camera(
     if let Some(s) = &args.source {
         camera.source = s.clone();
     }
-    let pipeline = setup.pipeline()?;
+    let pipeline = setup.pipeline_live(!args.liveness)?;
     let (mut open, is_device) = super::devices::opener(&camera)?;
     if !is_device {
         open().map_err(anyhow::Error::from)?;
@@ -111,7 +113,14 @@ pub fn enrol_from_camera(
         if (read - 1) % every != 0 {
             continue;
         }
-        let analysis = pipeline.analyse(&frame.image, &mut times)?;
+        let mut analysis = pipeline.analyse(&frame.image, &mut times)?;
+        let before = analysis.faces.len();
+        // A face that fails liveness is never captured.
+        analysis.faces.retain(|f| f.liveness.is_none_or(|l| l.live));
+        if analysis.faces.len() < before {
+            show(&Screen::Spoof);
+            continue;
+        }
         let progress = guide.step(&analysis.faces);
         let screen = match &progress {
             Progress::Hint(h) => Screen::Hint(*h),

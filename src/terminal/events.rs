@@ -41,6 +41,8 @@ pub enum EventLogError {
 pub enum EventOutcome {
     Accepted,
     Unknown,
+    /// Refused by the liveness check (last, so older logs still read).
+    Spoof,
 }
 
 /// One decision, as logged.
@@ -143,8 +145,8 @@ pub struct LogParams {
     pub keep_days: Option<u32>,
     /// The name of this door or terminal in the log and its CSV export (unset: the host name).
     pub door: Option<String>,
-    /// A JPEG of the frame of every unknown decision goes here (unset: none are kept; they are
-    /// pictures of people).
+    /// A JPEG of the frame of every unknown or spoof decision goes here (unset: none are kept;
+    /// they are pictures of people).
     pub snapshot_dir: Option<PathBuf>,
     /// The most snapshots kept; the oldest are deleted first.
     pub snapshot_keep: usize,

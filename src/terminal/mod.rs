@@ -66,6 +66,8 @@ pub struct SeenFace {
     pub bbox: [f32; 4],
     /// The unit embedding; None when the face failed the quality gates and was not embedded.
     pub embedding: Option<Vec<f32>>,
+    /// The liveness verdict for this frame (None: not checked).
+    pub live: Option<bool>,
 }
 
 /// The decision log, shared by the door loop and the API's face-login handler.
@@ -172,13 +174,23 @@ impl Terminal<'_> {
             let Some(chip) = chip else { continue };
             let quality = Quality::measure(&det, &chip);
             let mut nearest = String::new();
+            let mut liveness = None;
             let (identity, best) = if gates.check(&quality).is_some() {
                 seen.push(SeenFace {
                     bbox: det.bbox,
                     embedding: None,
+                    live: None,
                 });
                 (None, f32::NAN)
             } else {
+                let verdict = match self.pipeline.check_liveness(&used, &det, times) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        log::warn!("frame {}: {e}", frame.index);
+                        continue;
+                    }
+                };
+                liveness = verdict.map(|l| l.score);
                 let started = Instant::now();
                 let embedding = match embedder.embed(&chip) {
                     Ok(e) => e,
@@ -191,6 +203,7 @@ impl Terminal<'_> {
                 seen.push(SeenFace {
                     bbox: det.bbox,
                     embedding: Some(embedding.clone()),
+                    live: verdict.map(|l| l.live),
                 });
                 // One read per face: a writer swapping in a new gallery never waits for a frame.
                 let matched = self.gallery.read().best_match(&embedding, self.threshold)?;
@@ -212,7 +225,7 @@ impl Terminal<'_> {
                 }
             };
             log::debug!(
-                "frame {} t={:.2}s face {:?} size {:.0} light {:.0} sharp {:.0} yaw {:.0} -> {} {:.3} (nearest {nearest})",
+                "frame {} t={:.2}s face {:?} size {:.0} light {:.0} sharp {:.0} yaw {:.0} live {:?} -> {} {:.3} (nearest {nearest})",
                 frame.index,
                 frame.timestamp.as_secs_f32(),
                 det.bbox.map(|v| v.round() as i32),
@@ -220,6 +233,7 @@ impl Terminal<'_> {
                 quality.brightness,
                 quality.sharpness,
                 quality.yaw_deg,
+                liveness,
                 identity.as_ref().map_or("-", |i| i.name.as_str()),
                 best
             );
@@ -228,6 +242,7 @@ impl Terminal<'_> {
                 quality,
                 identity,
                 best_similarity: best,
+                liveness,
             });
         }
         Ok(out)
@@ -239,6 +254,7 @@ impl Terminal<'_> {
                 (EventOutcome::Accepted, Some(*person_id), Some(name.clone()))
             }
             Outcome::Unknown => (EventOutcome::Unknown, None, None),
+            Outcome::Spoof => (EventOutcome::Spoof, None, None),
         };
         let event = Event {
             unix_ms: SystemTime::now()
@@ -357,7 +373,8 @@ impl Terminal<'_> {
             });
             for d in &step.decisions {
                 let event = self.record(d);
-                if let (Outcome::Unknown, Some(snaps)) = (&d.outcome, &self.snapshots) {
+                let refused = matches!(d.outcome, Outcome::Unknown | Outcome::Spoof);
+                if let (true, Some(snaps)) = (refused, &self.snapshots) {
                     // A full card must not stop the door: say so and carry on.
                     match snaps.save(&frame.image, event.unix_ms, d.track) {
                         Ok(p) => log::info!("snapshot {}", p.display()),
@@ -370,6 +387,7 @@ impl Terminal<'_> {
                         (Signal::Accept, Screen::Welcome(name.clone()))
                     }
                     Outcome::Unknown => (Signal::Reject, Screen::Unknown),
+                    Outcome::Spoof => (Signal::Reject, Screen::Spoof),
                 };
                 // Now, not the loop's start: analysing the frame took time, and the relay pulse
                 // must last its full length from the decision on.
