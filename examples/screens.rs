@@ -38,7 +38,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let bbox: [i32; 4] = match std::env::var("BOX") {
         Ok(b) => {
-            let v: Vec<f32> = b.split(',').map(|v| v.trim().parse()).collect::<Result<_, _>>()?;
+            let v: Vec<f32> = b
+                .split(',')
+                .map(|v| v.trim().parse())
+                .collect::<Result<_, _>>()?;
             [v[0] as i32, v[1] as i32, v[2] as i32, v[3] as i32]
         }
         Err(_) => [260, 80, 380, 230],
@@ -50,7 +53,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         for (progress, hint) in [(40, None), (80, Some(Hint::HoldStill))] {
             let face = PreviewFace { bbox, progress };
-            display.show(&Screen::Preview(Preview::new(&frame, vec![face], hint, w, h)))?;
+            display.show(&Screen::Preview(Preview::new(
+                &frame,
+                vec![face],
+                hint,
+                w,
+                h,
+            )))?;
         }
     }
     Ok(())

@@ -9,6 +9,7 @@ use crate::hw::camera::CameraParams;
 use crate::hw::display::DisplayKind;
 use crate::hw::indicator::LineParams;
 use crate::runtime::precision::PrecisionSetting;
+use crate::service::ServiceParams;
 use crate::terminal::decide::DecideParams;
 use crate::terminal::events::LogParams;
 use crate::vision::detect::DetectorParams;
@@ -54,6 +55,89 @@ pub struct Config {
     pub outputs: OutputParams,
     /// `facegate run` / `facegate log`: the decision log.
     pub log: LogParams,
+    /// Passive liveness (printed-photo detection) in `run`, `enroll`, `identify`, `embed`.
+    pub liveness: crate::vision::liveness::LivenessParams,
+    /// `facegate run`'s local API, and where the other commands look for it.
+    pub service: ServiceParams,
+    /// The key file the gallery and the decision log are sealed with.
+    pub security: SecurityParams,
+    /// Face login (pam_facegate): where its frames come from, its threshold, its rate limit.
+    pub login: LoginConfig,
+}
+
+/// What the station's camera is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StationMode {
+    /// A door terminal: the run loop owns the camera; face login listens to its frames.
+    #[default]
+    Door,
+    /// Only a login station: no door loop; the camera is opened for each login request.
+    Login,
+    /// A door that also logs people in: as `door`.
+    Both,
+}
+
+impl StationMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Door => "door",
+            Self::Login => "login",
+            Self::Both => "both",
+        }
+    }
+}
+
+/// The `[login]` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginConfig {
+    pub mode: StationMode,
+    /// Cosine similarity a frame needs to count for the account; unset: the embedder's
+    /// calibrated login point (`login::login_threshold`, FAR 1e-5).
+    pub threshold: Option<f32>,
+    /// Consecutive matching frames that log the user in.
+    pub accept_frames: u32,
+    /// Face frames below the threshold (without a match between) that end an attempt.
+    pub reject_frames: u32,
+    /// Frames judged a photo that end an attempt as a spoof.
+    pub spoof_frames: u32,
+    /// Accept requests without liveness (the module's `nolive` option). Off: a photo of the
+    /// user could log in without it, so it needs saying twice, here and on the PAM line.
+    pub allow_nolive: bool,
+    /// Mean luma (0-255) below which a frame with no face counts as too dark.
+    pub dark_luma: f32,
+    /// Failures in a row before face login for that account pauses.
+    pub free_failures: u32,
+    /// The first pause, doubling with each further failure up to `max_pause_s`.
+    pub first_pause_s: u64,
+    pub max_pause_s: u64,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        Self {
+            mode: StationMode::Door,
+            threshold: None,
+            accept_frames: 3,
+            reject_frames: 5,
+            spoof_frames: 2,
+            allow_nolive: false,
+            dark_luma: 40.0,
+            free_failures: 5,
+            first_pause_s: 30,
+            max_pause_s: 15 * 60,
+        }
+    }
+}
+
+/// The `[security]` section.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityParams {
+    /// The key file (0600, outside the gallery's folder; created on the first save). Unset:
+    /// `$FACEGATE_KEY_FILE`, else `~/.config/facegate/gallery.key`.
+    pub key_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -70,6 +154,10 @@ impl Default for Config {
             decide: DecideParams::default(),
             outputs: OutputParams::default(),
             log: LogParams::default(),
+            liveness: Default::default(),
+            service: ServiceParams::default(),
+            security: SecurityParams::default(),
+            login: LoginConfig::default(),
         }
     }
 }
@@ -127,6 +215,14 @@ pub struct MatchParams {
 }
 
 impl Config {
+    /// The key file: the configured one, else [`crate::keys::default_key_file`].
+    pub fn key_file(&self) -> PathBuf {
+        self.security
+            .key_file
+            .clone()
+            .unwrap_or_else(crate::keys::default_key_file)
+    }
+
     /// Read `path` if given (it must exist), else the system config if present, else defaults.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let path = match path {
@@ -147,7 +243,11 @@ impl Config {
         if config.gallery.is_relative() && config.gallery != Self::default().gallery {
             config.gallery = base.join(&config.gallery);
         }
-        for dir in [&mut config.models_dir, &mut config.log.snapshot_dir] {
+        for dir in [
+            &mut config.models_dir,
+            &mut config.log.snapshot_dir,
+            &mut config.security.key_file,
+        ] {
             if let Some(dir) = dir.as_mut().filter(|d| d.is_relative()) {
                 *dir = base.join(&*dir);
             }
@@ -156,6 +256,7 @@ impl Config {
         for (p, default) in [
             (&mut config.log.path, &defaults.log.path),
             (&mut config.outputs.png_dir, &defaults.outputs.png_dir),
+            (&mut config.service.socket, &defaults.service.socket),
         ] {
             if p.is_relative() && p != default {
                 *p = base.join(&*p);
@@ -212,6 +313,29 @@ mod tests {
         // The default log name is kept as is; a configured one is relative to the file.
         assert_eq!(c.log.path, PathBuf::from("events.fglog"));
         std::fs::write(&path, "[decide]\nacept_frames = 4\n").unwrap();
+        assert!(Config::load(Some(&path)).is_err());
+    }
+
+    #[test]
+    fn login_section_parses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[login]\nmode = \"login\"\nthreshold = 0.7\nallow_nolive = true\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.login.mode, StationMode::Login);
+        assert_eq!(c.login.threshold, Some(0.7));
+        assert!(c.login.allow_nolive);
+        assert_eq!(c.login.free_failures, 5);
+        let d = Config::default().login;
+        assert_eq!(
+            (d.mode, d.threshold, d.allow_nolive),
+            (StationMode::Door, None, false)
+        );
+        std::fs::write(&path, "[login]\nmode = \"kiosk\"\n").unwrap();
         assert!(Config::load(Some(&path)).is_err());
     }
 

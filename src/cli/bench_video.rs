@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
+use facegate::gallery::live::LiveGallery;
 use facegate::hw::indicator::LogIndicator;
 use facegate::perf::video::{board_profile, replay, ReplayReport};
-use facegate::terminal::decide::Decider;
-use facegate::terminal::Terminal;
+use facegate::terminal::decide::{Decider, LivenessRule};
+use facegate::terminal::{devices, Terminal};
 
 use super::Context;
 
@@ -19,6 +20,7 @@ pub fn run(
     video: &Path,
     board: Option<&str>,
     threads: Option<usize>,
+    liveness: bool,
 ) -> Result<ExitCode> {
     let profile = match board {
         Some(name) => match board_profile(name) {
@@ -27,16 +29,17 @@ pub fn run(
         },
         None => None,
     };
-    let mut pipeline = ctx.pipeline()?;
+    // As `run` does it: the liveness stage when the config enables it.
+    let mut pipeline = ctx.pipeline_live(!liveness)?;
     if let Some(t) = threads {
         pipeline.set_threads(t);
     }
     let threshold = ctx.threshold()?;
-    let gallery = ctx.load_gallery(&pipeline.gallery_id()?)?;
+    let gallery = LiveGallery::new(ctx.load_gallery(&pipeline.gallery_id()?)?);
     let mut camera = ctx.config.camera.clone();
     camera.source = video.display().to_string();
     camera.realtime = false;
-    let (mut open, _) = super::run::opener(&camera)?;
+    let (mut open, _) = devices::opener(&camera)?;
     let (w, h) = {
         // Build the P-Net plans of this frame size first: a camera does that at start.
         let mut source = open()?;
@@ -57,7 +60,8 @@ pub fn run(
             pipeline: &pipeline,
             gallery: &gallery,
             threshold,
-            decider: Decider::new(ctx.config.decide.clone()),
+            decider: Decider::new(ctx.config.decide.clone())
+                .with_liveness(pipeline.liveness().map(|l| LivenessRule::of(l.params()))),
             indicator: Box::new(LogIndicator::default()),
             display: None,
             events: None,
@@ -116,8 +120,8 @@ fn print_report(r: &ReplayReport, board: Option<&str>) {
         r.frames_analysed, r.frames, r.frames_tracked, r.analysed_per_s, r.clip_s
     );
     println!(
-        "  ms per analysed frame here: pnet {:.1} rnet {:.1} onet {:.1} align {:.1} embed {:.1} other {:.1} total {:.1}",
-        s.pnet, s.rnet, s.onet, s.align, s.embed, s.other, s.total
+        "  ms per analysed frame here: pnet {:.1} rnet {:.1} onet {:.1} align {:.1} liveness {:.1} embed {:.1} other {:.1} total {:.1}",
+        s.pnet, s.rnet, s.onet, s.align, s.liveness, s.embed, s.other, s.total
     );
     println!(
         "  {:>5} {:<9} {:<22} {:>8} {:>9} {:>8} {:>7}",

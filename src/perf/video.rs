@@ -78,6 +78,7 @@ pub struct StageMs {
     pub rnet: f64,
     pub onet: f64,
     pub align: f64,
+    pub liveness: f64,
     pub embed: f64,
     /// Everything else of the analysis: match, decide, quality figures.
     pub other: f64,
@@ -138,7 +139,8 @@ pub fn replay(
         let started = Instant::now();
         let cpu_started = thread_cpu().filter(|_| cpu_clock);
         let before = times;
-        let faces = terminal.observe(&cur, &mut tracker, &mut times)?;
+        let mut seen = Vec::new();
+        let faces = terminal.observe(&cur, &mut tracker, &mut times, &mut seen, false)?;
         let step = terminal.decider.step(cur.timestamp, &faces);
         let wall = started.elapsed();
         let cost = match (cpu_started, thread_cpu()) {
@@ -152,6 +154,7 @@ pub fn replay(
         stage.rnet += scaled(times.detect.rnet, before.detect.rnet);
         stage.onet += scaled(times.detect.onet, before.detect.onet);
         stage.align += scaled(times.align, before.align);
+        stage.liveness += scaled(times.liveness, before.liveness);
         stage.embed += scaled(times.embed, before.embed);
         cost_sum += cost;
         analysed_at.push(cur.timestamp);
@@ -160,7 +163,8 @@ pub fn replay(
             let first = d.at.saturating_sub(d.track_age);
             let (outcome, name) = match &d.outcome {
                 Outcome::Accepted { name, .. } => ("accepted", Some(name.clone())),
-                _ => ("unknown", None),
+                Outcome::Unknown => ("unknown", None),
+                Outcome::Spoof => ("spoof", None),
             };
             tracks.push(TrackTiming {
                 track: d.track,
@@ -201,8 +205,7 @@ pub fn replay(
     }
     let n = analysed_at.len().max(1) as f64;
     let ms = |d: Duration| d.as_secs_f64() * 1e3 / n;
-    let staged =
-        times.detect.pnet + times.detect.rnet + times.detect.onet + times.align + times.embed;
+    let staged = stage.pnet + stage.rnet + stage.onet + stage.align + stage.liveness + stage.embed;
     let clip_s = (last_ts - first_ts).as_secs_f64();
     Ok(ReplayReport {
         cost_factor,
@@ -216,6 +219,7 @@ pub fn replay(
             rnet: ms(stage.rnet),
             onet: ms(stage.onet),
             align: ms(stage.align),
+            liveness: ms(stage.liveness),
             embed: ms(stage.embed),
             other: ms(cost_sum.saturating_sub(staged)),
             total: ms(cost_sum),
@@ -230,6 +234,7 @@ struct StageTotals {
     rnet: Duration,
     onet: Duration,
     align: Duration,
+    liveness: Duration,
     embed: Duration,
 }
 

@@ -1,16 +1,22 @@
 //! The run loop of a door terminal: frames from a [`Resilient`] source through the pipeline and
 //! gallery into the [`Decider`], decisions out to the indicator, display and decision log.
 
+pub mod attendance;
+pub mod camera_enrol;
 pub mod decide;
+pub mod devices;
+pub mod event_chain;
 pub mod events;
 pub mod guided_enrol;
 pub mod hints;
 pub mod snapshots;
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::gallery::{Gallery, GalleryError, Match};
+use crate::gallery::live::{LiveGallery, Removed};
+use crate::gallery::{GalleryError, Match};
 use crate::hw::camera::{Resilient, SourceEvent};
 use crate::hw::display::{Display, Screen};
 use crate::hw::indicator::{Indicator, Signal};
@@ -20,6 +26,7 @@ use crate::terminal::decide::{Decider, Decision, Identity, Observation, Outcome}
 use crate::terminal::events::{Event, EventLog, EventOutcome};
 use crate::terminal::snapshots::Snapshots;
 use crate::vision::align::align_face;
+use crate::vision::enhance::mean_luma;
 use crate::vision::pipeline::{Pipeline, StageTimes};
 use crate::vision::quality::Quality;
 use crate::vision::tracking::FaceTracker;
@@ -41,7 +48,38 @@ pub trait Observer {
     fn camera(&mut self, _lost: bool, _message: &str) {}
     /// Called at least every [`WAIT_SLICE`] while running.
     fn heartbeat(&mut self) {}
+    /// Every analysed frame's faces (face login shares the door's camera through this).
+    fn analysed(&mut self, _frame: &AnalysedFrame) {}
+    /// Whether [`Observer::analysed`] needs every face embedded and checked for liveness, even
+    /// those of tracks the door has already accepted (face login is listening).
+    fn wants_every_face(&self) -> bool {
+        false
+    }
 }
+
+/// What the terminal saw in one analysed frame, for others who look at the same camera.
+#[derive(Debug, Clone, Default)]
+pub struct AnalysedFrame {
+    pub index: u64,
+    pub timestamp: Duration,
+    pub width: u32,
+    pub height: u32,
+    pub faces: Vec<SeenFace>,
+    /// Mean luma (0-255) of the frame, measured only when no face was found.
+    pub dark_luma: Option<f32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SeenFace {
+    pub bbox: [f32; 4],
+    /// The unit embedding; None when the face failed the quality gates and was not embedded.
+    pub embedding: Option<Vec<f32>>,
+    /// The liveness verdict for this frame (None: not checked).
+    pub live: Option<bool>,
+}
+
+/// The decision log, shared by the door loop and the API's face-login handler.
+pub type SharedLog = Arc<Mutex<EventLog>>;
 
 impl Observer for () {}
 
@@ -65,12 +103,13 @@ pub struct Report {
 
 pub struct Terminal<'a> {
     pub pipeline: &'a Pipeline,
-    pub gallery: &'a Gallery,
+    /// Shared with the API, which may change it while the terminal runs.
+    pub gallery: &'a LiveGallery,
     pub threshold: f32,
     pub decider: Decider,
     pub indicator: Box<dyn Indicator + 'a>,
     pub display: Option<Box<dyn Display + 'a>>,
-    pub events: Option<EventLog>,
+    pub events: Option<SharedLog>,
     /// Where frames of unknown decisions are kept, if anywhere.
     pub snapshots: Option<Snapshots>,
     /// Analyse every n-th frame.
@@ -147,6 +186,8 @@ impl Terminal<'_> {
         frame: &Frame,
         tracker: &mut FaceTracker,
         times: &mut StageTimes,
+        seen: &mut Vec<SeenFace>,
+        every_face: bool,
     ) -> Result<Vec<Observation>, TerminalError> {
         let gates = &self.decider.params().quality;
         let (detections, used) = match tracker.detect(self.pipeline, &frame.image, times) {
@@ -170,39 +211,62 @@ impl Terminal<'_> {
             let Some(chip) = chip else { continue };
             let quality = Quality::measure(&det, &chip);
             let mut nearest = String::new();
-            // Poor faces only give a hint; an accepted person's face needs no more embeddings.
-            let (identity, best) =
-                if gates.check(&quality).is_some() || self.decider.is_settled(&det.bbox) {
-                    (None, f32::NAN)
-                } else {
-                    let started = Instant::now();
-                    let embedding = match embedder.embed(&chip) {
-                        Ok(e) => e,
-                        Err(e) => {
-                            log::warn!("frame {}: {e}", frame.index);
-                            continue;
-                        }
-                    };
-                    times.embed += started.elapsed();
-                    match self.gallery.best_match(&embedding, self.threshold)? {
-                        Match::Known(c) => (
-                            Some(Identity {
-                                person_id: c.person_id,
-                                name: c.name.to_string(),
-                                similarity: c.similarity,
-                            }),
-                            c.similarity,
-                        ),
-                        Match::Unknown { best } => {
-                            if let Some(c) = &best {
-                                nearest = c.name.to_string();
-                            }
-                            (None, best.map_or(-1.0, |c| c.similarity))
-                        }
+            let mut liveness = None;
+            // Poor faces only give a hint. A face whose track is already accepted needs neither
+            // liveness nor an embedding for the door (the decider ignores it), unless someone
+            // else looking at the same camera (face login) wants every face.
+            let settled = !every_face && self.decider.is_settled(&det.bbox);
+            let (identity, best) = if gates.check(&quality).is_some() || settled {
+                seen.push(SeenFace {
+                    bbox: det.bbox,
+                    embedding: None,
+                    live: None,
+                });
+                (None, f32::NAN)
+            } else {
+                let verdict = match self.pipeline.check_liveness(&used, &det, times) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        log::warn!("frame {}: {e}", frame.index);
+                        continue;
                     }
                 };
+                liveness = verdict.map(|l| l.score);
+                let started = Instant::now();
+                let embedding = match embedder.embed(&chip) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        log::warn!("frame {}: {e}", frame.index);
+                        continue;
+                    }
+                };
+                times.embed += started.elapsed();
+                seen.push(SeenFace {
+                    bbox: det.bbox,
+                    embedding: Some(embedding.clone()),
+                    live: verdict.map(|l| l.live),
+                });
+                // One read per face: a writer swapping in a new gallery never waits for a frame.
+                let matched = self.gallery.read().best_match(&embedding, self.threshold)?;
+                match matched {
+                    Match::Known(c) => (
+                        Some(Identity {
+                            person_id: c.person_id,
+                            name: c.name.to_string(),
+                            similarity: c.similarity,
+                        }),
+                        c.similarity,
+                    ),
+                    Match::Unknown { best } => {
+                        if let Some(c) = &best {
+                            nearest = c.name.to_string();
+                        }
+                        (None, best.map_or(-1.0, |c| c.similarity))
+                    }
+                }
+            };
             log::debug!(
-                "frame {} t={:.2}s face {:?} size {:.0} light {:.0} sharp {:.0} yaw {:.0} -> {} {:.3} (nearest {nearest})",
+                "frame {} t={:.2}s face {:?} size {:.0} light {:.0} sharp {:.0} yaw {:.0} live {:?} -> {} {:.3} (nearest {nearest})",
                 frame.index,
                 frame.timestamp.as_secs_f32(),
                 det.bbox.map(|v| v.round() as i32),
@@ -210,6 +274,7 @@ impl Terminal<'_> {
                 quality.brightness,
                 quality.sharpness,
                 quality.yaw_deg,
+                liveness,
                 identity.as_ref().map_or("-", |i| i.name.as_str()),
                 best
             );
@@ -218,6 +283,7 @@ impl Terminal<'_> {
                 quality,
                 identity,
                 best_similarity: best,
+                liveness,
             });
         }
         Ok(out)
@@ -229,6 +295,7 @@ impl Terminal<'_> {
                 (EventOutcome::Accepted, Some(*person_id), Some(name.clone()))
             }
             Outcome::Unknown => (EventOutcome::Unknown, None, None),
+            Outcome::Spoof => (EventOutcome::Spoof, None, None),
         };
         let event = Event {
             unix_ms: SystemTime::now()
@@ -242,13 +309,32 @@ impl Terminal<'_> {
             similarity: d.similarity,
             frames_used: d.frames_used,
         };
-        if let Some(log) = self.events.as_mut() {
+        if let Some(log) = self.events.as_ref() {
+            let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
             if let Err(e) = log.append(&event) {
                 // The door keeps working; the missing record is reported loudly.
                 log::error!("decision log: {e}");
             }
         }
         event
+    }
+
+    /// Bring the decision state up to the gallery's current generation: tracks that matched a
+    /// removed person are dropped, so nobody is let in on matches made before their removal.
+    fn apply_gallery_changes(&mut self, seen: &mut u64) {
+        let Some(changes) = self.gallery.changes_since(*seen) else {
+            return;
+        };
+        let dropped = match &changes.removed {
+            Removed::People(ids) if ids.is_empty() => 0,
+            Removed::People(ids) => self.decider.forget_people(ids),
+            Removed::Unknown => self.decider.forget_all(),
+        };
+        if dropped > 0 {
+            log::info!("gallery changed: dropped {dropped} decision track(s) of removed people");
+        }
+        *seen = changes.generation;
+        self.gallery.acknowledge(changes.generation);
     }
 
     /// Run until the source ends, `max_frames` frames were read, or `stop` is set.
@@ -271,8 +357,12 @@ impl Terminal<'_> {
         let mut last_kind = "idle";
         let mut last_hint = None;
         let mut tracker = FaceTracker::default();
+        let gallery = self.gallery;
+        let _matcher = gallery.attach_matcher();
+        let mut seen = gallery.generation();
         while !stop.load(Ordering::Relaxed) && max_frames.is_none_or(|m| report.frames_read < m) {
             observer.heartbeat();
+            self.apply_gallery_changes(&mut seen);
             let now = Instant::now();
             let clock = now - started;
             if let Err(e) = self.indicator.tick(clock) {
@@ -315,9 +405,25 @@ impl Terminal<'_> {
                 continue;
             }
             report.frames_analysed += 1;
-            let faces = self.observe(&frame, &mut tracker, &mut report.times)?;
+            let mut seen = Vec::new();
+            let every_face = observer.wants_every_face();
+            let faces = self.observe(
+                &frame,
+                &mut tracker,
+                &mut report.times,
+                &mut seen,
+                every_face,
+            )?;
             let step = self.decider.step(frame.timestamp, &faces);
             report.analyse += read_at.elapsed();
+            observer.analysed(&AnalysedFrame {
+                index: frame.index,
+                timestamp: frame.timestamp,
+                width: frame.image.width(),
+                height: frame.image.height(),
+                dark_luma: seen.is_empty().then(|| mean_luma(&frame.image)),
+                faces: seen,
+            });
             let hint = if step.decisions.is_empty() {
                 hints.update(frame.timestamp, step.hint)
             } else {
@@ -326,7 +432,8 @@ impl Terminal<'_> {
             };
             for d in &step.decisions {
                 let event = self.record(d);
-                if let (Outcome::Unknown, Some(snaps)) = (&d.outcome, &self.snapshots) {
+                let refused = matches!(d.outcome, Outcome::Unknown | Outcome::Spoof);
+                if let (true, Some(snaps)) = (refused, &self.snapshots) {
                     // A full card must not stop the door: say so and carry on.
                     match snaps.save(&frame.image, event.unix_ms, d.track) {
                         Ok(p) => log::info!("snapshot {}", p.display()),
@@ -339,6 +446,7 @@ impl Terminal<'_> {
                         (Signal::Accept, Screen::Welcome(name.clone()))
                     }
                     Outcome::Unknown => (Signal::Reject, Screen::Unknown),
+                    Outcome::Spoof => (Signal::Reject, Screen::Spoof),
                 };
                 // Now, not the loop's start: analysing the frame took time, and the relay pulse
                 // must last its full length from the decision on.
