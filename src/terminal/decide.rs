@@ -259,10 +259,14 @@ impl Decider {
             self.locked_until = None;
         }
 
-        // Greedy association, best overlap first; background faces are left out entirely.
+        // Greedy association, best overlap first; background faces are left out entirely. A
+        // face that continues a track is not background, whatever its size (see
+        // `continues_track`).
         let faces: Vec<&Observation> = faces
             .iter()
-            .filter(|f| f.quality.face_size >= p.quality.ignore_below_px)
+            .filter(|f| {
+                f.quality.face_size >= p.quality.ignore_below_px || self.continues_track(&f.bbox)
+            })
             .collect();
         let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
         for (fi, f) in faces.iter().enumerate() {
@@ -358,6 +362,16 @@ impl Decider {
         }
         step.locked_for = self.locked_until.map(|until| until - now);
         step
+    }
+
+    /// Whether a face at `bbox` continues a track (one seen within the track timeout). Only a
+    /// new face must reach `ignore_below_px` to be tracked; a tracked face stays tracked below
+    /// it. Without that a person standing still at about that size came and went with every
+    /// pixel the detector's box moved by, and so did the "move closer" hint for them.
+    pub fn continues_track(&self, bbox: &[f32; 4]) -> bool {
+        self.tracks
+            .iter()
+            .any(|t| iou(bbox, &t.bbox) >= self.params.min_iou)
     }
 
     /// Whether a face at `bbox` continues a track that is already accepted: its embedding would
@@ -714,6 +728,29 @@ mod tests {
             let step = d.step(at(i), std::slice::from_ref(&tiny));
             assert_eq!(step, Step::default());
         }
+    }
+
+    #[test]
+    fn a_tracked_face_stays_tracked_below_the_background_size() {
+        let mut d = Decider::new(DecideParams::default());
+        let sized = |size: f32, x: f32| Observation {
+            quality: Quality {
+                face_size: size,
+                ..good()
+            },
+            ..stranger(x)
+        };
+        // A still face whose box measures 41 px, then 39 px (below `ignore_below_px` 40), on
+        // alternate frames: one track, and the same hint on every frame.
+        for i in 0..20 {
+            let size = if i % 2 == 0 { 41.0 } else { 39.0 };
+            let step = d.step(at(i), &[sized(size, 200.0)]);
+            assert_eq!(step.hint, Some(Hint::MoveCloser), "frame {i}");
+            assert_eq!(step.tracked, 1, "frame {i}");
+        }
+        // A new face of 39 px elsewhere is still background.
+        let step = d.step(at(20), &[sized(41.0, 200.0), sized(39.0, 500.0)]);
+        assert_eq!(step.tracked, 1);
     }
 
     #[test]

@@ -202,7 +202,9 @@ impl Terminal<'_> {
         let (w, h) = embedder.chip_size();
         let mut out = Vec::with_capacity(detections.len());
         for det in detections {
-            if det.width().min(det.height()) < gates.ignore_below_px {
+            if det.width().min(det.height()) < gates.ignore_below_px
+                && !self.decider.continues_track(&det.bbox)
+            {
                 continue;
             }
             let started = Instant::now();

@@ -73,7 +73,8 @@ fn yaw_from_landmarks(lm: &[[f32; 2]; 5]) -> f32 {
 #[serde(default, deny_unknown_fields)]
 pub struct QualityGates {
     /// Faces smaller than this (shorter box side, pixels) are people in the background: not
-    /// tracked, no hint.
+    /// tracked, no hint. A face already tracked stays tracked below it (the terminal's
+    /// `Decider::continues_track`), so a face at about this size does not come and go.
     pub ignore_below_px: f32,
     /// Smallest face decided on; smaller ones are asked to come closer.
     pub min_face_px: f32,
