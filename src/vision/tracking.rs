@@ -37,6 +37,17 @@ impl FaceTracker {
                 pipeline
                     .detector()
                     .detect_tracked(image, &self.previous, &mut times.detect)?;
+            log::debug!(
+                "tracked search: {:?} -> {:?}",
+                self.previous
+                    .iter()
+                    .map(|d| d.bbox.map(|v| v.round() as i32))
+                    .collect::<Vec<_>>(),
+                faces
+                    .iter()
+                    .map(|d| (d.bbox.map(|v| v.round() as i32), d.score))
+                    .collect::<Vec<_>>()
+            );
             if !faces.is_empty() {
                 self.since_full += 1;
                 self.tracked_frames += 1;
