@@ -1,5 +1,7 @@
 //! Detector recall on the OTB Girl sequence, whole-frame search against tracking, and the LFW
-//! detection rate (the share of `dev/lfw_disjoint` photos with a face found):
+//! detection rate (the share of `dev/lfw_disjoint` photos with a face found), each photo
+//! searched whole and the photos fed as one "video" through the tracker (a worst case for it:
+//! every frame is a new person):
 //! `cargo run --release --example detect_rates [DATA_DIR]`.
 
 use std::path::{Path, PathBuf};
@@ -7,6 +9,7 @@ use std::path::{Path, PathBuf};
 use facegate::perf::video::sequence_recall;
 use facegate::runtime::models::ModelDir;
 use facegate::vision::pipeline::{Pipeline, StageTimes};
+use facegate::vision::tracking::FaceTracker;
 
 fn images(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -70,17 +73,27 @@ fn main() {
         .collect();
     let mut photos: Vec<PathBuf> = people.iter().flat_map(|p| images(p)).collect();
     photos.sort();
-    let mut times = StageTimes::default();
-    let found = photos
-        .iter()
-        .filter(|p| {
-            let image = facegate::media::image_io::load_rgb(p).unwrap();
-            !pipeline.detect(&image, &mut times).unwrap().0.is_empty()
-        })
-        .count();
-    println!(
-        "LFW disjoint: a face found in {found}/{} photos ({:.2} %)",
-        photos.len(),
-        found as f64 * 100.0 / photos.len().max(1) as f64
-    );
+    for tracked in [false, true] {
+        let mut times = StageTimes::default();
+        let mut tracker = FaceTracker::default();
+        let found = photos
+            .iter()
+            .filter(|p| {
+                let image = facegate::media::image_io::load_rgb(p).unwrap();
+                let faces = if tracked {
+                    tracker.detect(&pipeline, &image, &mut times).unwrap().0
+                } else {
+                    pipeline.detect(&image, &mut times).unwrap().0
+                };
+                !faces.is_empty()
+            })
+            .count();
+        println!(
+            "LFW disjoint, {}: a face found in {found}/{} photos ({:.2} %), {} tracked frames",
+            if tracked { "tracking" } else { "whole frames" },
+            photos.len(),
+            found as f64 * 100.0 / photos.len().max(1) as f64,
+            tracker.tracked_frames
+        );
+    }
 }
