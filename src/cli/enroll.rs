@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use facegate::gallery::{Match, Selector};
+use facegate::gallery::{lookalikes, Selector};
 use facegate::hw::camera::{Resilient, SourceEvent};
 use facegate::hw::display::Screen;
 use facegate::media::frame::Frame;
@@ -38,6 +38,10 @@ pub struct EnrollArgs {
     /// Add the templates to an already enrolled person of that name
     #[arg(long)]
     append: bool,
+    /// Refuse (store nothing) when a photo scores at or above the door threshold against
+    /// someone else already enrolled, instead of warning
+    #[arg(long)]
+    strict: bool,
     /// Read the embeddings from `facegate embed` output (JSON lines) instead of photos, e.g. to
     /// enroll on a terminal from photos processed elsewhere; the embedder must match
     #[arg(long, value_name = "FILE", conflicts_with = "images")]
@@ -68,7 +72,6 @@ pub fn run(ctx: &Context, args: EnrollArgs) -> Result<ExitCode> {
         None if args.camera => from_camera(ctx, &args)?,
         None => embed_photos(&ctx.pipeline()?, &args.images, args.largest)?,
     };
-    let threshold = ctx.threshold()?;
     let expected = ctx.gallery_id()?;
     let mut gallery = ctx.load_gallery(&expected)?;
     let existing = gallery
@@ -81,19 +84,23 @@ pub fn run(ctx: &Context, args: EnrollArgs) -> Result<ExitCode> {
         );
     }
 
-    // Duplicate check, as door terminals do: one person enrolled under two names weakens both.
-    let mut warnings = Vec::new();
-    for (source, embedding) in &embeddings {
-        if let Match::Known(c) = gallery.best_match(embedding, threshold)? {
-            if Some(c.person_id) != existing {
-                warnings.push(format!(
-                    "{source} looks like already-enrolled {} (id {}, similarity {:.3})",
-                    c.name.as_str(),
-                    c.person_id,
-                    c.similarity
-                ));
-            }
-        }
+    // Look-alikes: at the door's threshold for the gallery as it will be, a photo that already
+    // names someone else would let one of the two in as the other.
+    let after = gallery.template_count() + embeddings.len();
+    let door = ctx.door_rule()?.at(after).threshold;
+    let photos: Vec<&[f32]> = embeddings.iter().map(|(_, e)| e.as_slice()).collect();
+    let warnings: Vec<String> = lookalikes::matches_for(&gallery, &photos, door, existing)?
+        .into_iter()
+        .map(|(id, name, s)| {
+            format!(
+                "{} looks like already-enrolled {name} (id {id}): similarity {s:.3}, at or above \
+                 the door threshold {door:.4}; the terminal may take one for the other",
+                args.name
+            )
+        })
+        .collect();
+    if args.strict && !warnings.is_empty() {
+        bail!("{} (--strict: nothing was enrolled)", warnings.join("; "));
     }
     let vectors: Vec<&[f32]> = embeddings.iter().map(|(_, e)| e.as_slice()).collect();
     let id = match existing {

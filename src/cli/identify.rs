@@ -22,8 +22,10 @@ pub struct IdentifyArgs {
 
 pub fn run(ctx: &Context, args: IdentifyArgs) -> Result<ExitCode> {
     let pipeline = ctx.pipeline()?;
-    let threshold = ctx.threshold()?;
     let gallery = ctx.load_gallery(&pipeline.gallery_id()?)?;
+    // The threshold for this gallery's size (see gallery::operating_point).
+    let operating_point = ctx.door_rule()?.at(gallery.template_count());
+    let threshold = operating_point.threshold;
     if gallery.is_empty() {
         eprintln!(
             "facegate: warning: no one is enrolled in {}: every face will be unknown",
@@ -87,6 +89,7 @@ pub fn run(ctx: &Context, args: IdentifyArgs) -> Result<ExitCode> {
                 "score": face.detection.score,
                 "landmarks": face.detection.landmarks,
                 "quality": face.quality,
+                "decision": if known.is_some() { "known" } else { "unknown" },
                 "match": known.as_ref().map(candidate_json),
                 "best": best.as_ref().map(candidate_json),
             }));
@@ -98,6 +101,7 @@ pub fn run(ctx: &Context, args: IdentifyArgs) -> Result<ExitCode> {
                     "image": path,
                     "enhanced": analysis.enhanced,
                     "threshold": threshold,
+                    "operating_point": operating_point,
                     "faces": faces,
                 })
             );

@@ -7,6 +7,7 @@ use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 
 use facegate::config::Config;
+use facegate::gallery::operating_point::{ImpostorTail, Rule};
 use facegate::gallery::{EmbedderId, Gallery, GalleryStore, LoadSource};
 use facegate::runtime::models::{DetectorManifest, EmbedderManifest, ModelDir, ModelError};
 use facegate::runtime::precision::{self, Precision, PrecisionSetting};
@@ -249,12 +250,44 @@ impl Context {
         Ok(loaded.gallery)
     }
 
-    /// The open-set threshold: the config's, else the embedder's calibrated default.
+    /// The 1:1 (login) threshold: the config's fixed one, else derived for
+    /// `login_accept_rate` against one template, else the embedder's manifest default.
     pub fn threshold(&self) -> Result<f32> {
-        Ok(match self.config.matching.threshold {
-            Some(t) => t,
-            None => self.variants()?.0.threshold,
-        })
+        Ok(self
+            .rule(self.config.matching.login_accept_rate)?
+            .at(1)
+            .threshold)
+    }
+
+    /// The door (1:N) threshold rule: a stranger's attempt against the whole gallery.
+    pub fn door_rule(&self) -> Result<Rule> {
+        self.rule(self.config.matching.stranger_accept_rate)
+    }
+
+    /// The threshold rule for a target rate: a fixed `[matching] threshold` wins, then the
+    /// embedder's shipped impostor tail, then its manifest threshold.
+    fn rule(&self, target: f64) -> Result<Rule> {
+        if let Some(t) = self.config.matching.threshold {
+            return Ok(Rule::Fixed(t));
+        }
+        let manifest = &self.variants()?.0;
+        let Some(file) = &manifest.impostors else {
+            return Ok(Rule::Manifest(manifest.threshold));
+        };
+        let tail = ImpostorTail::load(&self.models.root().join(file), &manifest.sha256)?;
+        Ok(Rule::derived(target, tail)?)
+    }
+}
+
+/// One line saying which threshold applies and why.
+pub fn describe(op: &facegate::gallery::operating_point::OperatingPoint) -> String {
+    match (op.target, op.predicted_rate) {
+        (Some(target), Some(p)) => format!(
+            "door threshold {:.4}: derived for a stranger accept rate of {target:.0e} per attempt \
+             against {} templates (predicted {p:.1e})",
+            op.threshold, op.comparisons
+        ),
+        _ => format!("door threshold {:.4} ({})", op.threshold, op.rule),
     }
 }
 

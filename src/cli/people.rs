@@ -25,6 +25,7 @@ pub struct ClearArgs {
 
 pub fn list(ctx: &Context) -> Result<ExitCode> {
     let gallery = ctx.load_gallery(&ctx.gallery_id()?)?;
+    let operating_point = ctx.door_rule()?.at(gallery.template_count());
     if ctx.json {
         let people: Vec<_> = gallery
             .people()
@@ -40,7 +41,12 @@ pub fn list(ctx: &Context) -> Result<ExitCode> {
             .collect();
         println!(
             "{}",
-            json!({ "embedder": gallery.embedder().id.as_str(), "people": people })
+            json!({
+                "embedder": gallery.embedder().id.as_str(),
+                "threshold": operating_point.threshold,
+                "operating_point": operating_point,
+                "people": people,
+            })
         );
     } else if gallery.is_empty() {
         println!("no one is enrolled in {}", ctx.config.gallery.display());
@@ -60,6 +66,7 @@ pub fn list(ctx: &Context) -> Result<ExitCode> {
             gallery.template_count(),
             gallery.embedder()
         );
+        println!("{}", super::describe(&operating_point));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -231,8 +231,9 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
     let outputs = &ctx.config.outputs;
 
     let pipeline = ctx.pipeline()?;
-    let threshold = ctx.threshold()?;
     let gallery = ctx.load_gallery(&pipeline.gallery_id()?)?;
+    // Derived for this gallery's size; the gallery does not change while this loop runs.
+    let threshold = ctx.door_rule()?.at(gallery.template_count()).threshold;
     if gallery.is_empty() {
         eprintln!(
             "facegate: warning: no one is enrolled in {}: nobody will be accepted",

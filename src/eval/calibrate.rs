@@ -12,6 +12,7 @@ use serde_json::json;
 
 use facegate::eval::metrics::{rate_at_or_above, threshold_at_far};
 use facegate::eval::pairs::read_pairs;
+use facegate::gallery::operating_point::ImpostorTail;
 use facegate::vision::embed::cosine;
 use facegate::vision::pipeline::{central_embeddings, Pipeline};
 
@@ -21,13 +22,21 @@ use super::{missed, Context};
 pub struct CalibrateArgs {
     /// A folder with one sub-folder of photos per person: every pair of photos of different
     /// people is an impostor comparison, every pair of the same person a genuine one
-    #[arg(long, conflicts_with = "pairs", required_unless_present = "pairs")]
+    #[arg(long, conflicts_with_all = ["pairs", "list"], required_unless_present_any = ["pairs", "list"])]
     impostors: Option<PathBuf>,
+    /// A `label<TAB>path` list instead (as `eval identify` reads; paths relative to --root):
+    /// photos with different labels are impostor comparisons
+    #[arg(long, value_name = "TSV", conflicts_with = "pairs")]
+    list: Option<PathBuf>,
+    /// Also write the upper tail of the impostor distribution to this file (ship it as
+    /// `models/<id>.impostors.toml`): the door threshold for each gallery size is derived from it
+    #[arg(long, value_name = "TOML")]
+    impostor_scores: Option<PathBuf>,
     /// An LFW-format pairs file instead (images at ROOT/name/name_NNNN.jpg)
     #[arg(long)]
     pairs: Option<PathBuf>,
-    /// Image root for --pairs [default: the pairs file's folder]
-    #[arg(long, requires = "pairs")]
+    /// Image root for --pairs or --list [default: the file's folder]
+    #[arg(long)]
     root: Option<PathBuf>,
     /// Target false accept rate per comparison
     #[arg(long, default_value_t = 1e-3)]
@@ -39,17 +48,43 @@ pub struct CalibrateArgs {
 
 pub fn run(ctx: &Context, args: CalibrateArgs) -> Result<ExitCode> {
     let pipeline = ctx.pipeline()?;
-    let (genuine, impostor, images, missed) = match (&args.impostors, &args.pairs) {
-        (Some(dir), _) => folder_scores(&pipeline, dir)?,
-        (None, Some(pairs)) => {
+    let (genuine, impostor, images, missed) = match (&args.impostors, &args.pairs, &args.list) {
+        (Some(dir), _, _) => folder_scores(&pipeline, dir)?,
+        (None, None, Some(list)) => list_scores(&pipeline, list, args.root.as_deref())?,
+        (None, Some(pairs), _) => {
             let root = args
                 .root
                 .clone()
                 .unwrap_or_else(|| pairs.parent().unwrap_or(Path::new(".")).to_path_buf());
             pairs_scores(&pipeline, pairs, &root)?
         }
-        (None, None) => unreachable!("clap requires one"),
+        (None, None, None) => unreachable!("clap requires one"),
     };
+    if let Some(out) = &args.impostor_scores {
+        let manifest = pipeline.embedder().manifest();
+        let source = format!(
+            "{} impostor comparisons of {images} images ({} without a face) from {}; {}",
+            impostor.len(),
+            missed.len(),
+            [&args.impostors, &args.list, &args.pairs]
+                .into_iter()
+                .flatten()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+        );
+        let tail = ImpostorTail::from_scores(&impostor, &manifest.id, &manifest.sha256, &source)?;
+        std::fs::write(out, tail.to_toml())
+            .with_context(|| format!("writing {}", out.display()))?;
+        eprintln!(
+            "wrote the impostor tail ({} points down to {:.1e}, tail rate {:.1}) to {}",
+            tail.survival.len(),
+            tail.survival.last().copied().unwrap_or(f64::NAN),
+            tail.tail_rate,
+            out.display()
+        );
+    }
     let Some(threshold) = threshold_at_far(&impostor, args.far) else {
         bail!(
             "{} impostor comparisons cannot measure a false accept rate of {:e}; use more people or a larger --far",
@@ -111,6 +146,22 @@ fn embed_with_progress(pipeline: &Pipeline, images: &[PathBuf]) -> Result<Vec<Op
     Ok(out)
 }
 
+fn list_scores(pipeline: &Pipeline, list: &Path, root: Option<&Path>) -> Result<Scores> {
+    let entries = super::eval::read_list(list, root)?;
+    let mut labels: Vec<&str> = entries.iter().map(|(l, _)| l.as_str()).collect();
+    labels.sort_unstable();
+    labels.dedup();
+    if labels.len() < 2 {
+        bail!("{}: need photos of at least two people", list.display());
+    }
+    let images: Vec<PathBuf> = entries.iter().map(|(_, p)| p.clone()).collect();
+    let owner: Vec<usize> = entries
+        .iter()
+        .map(|(l, _)| labels.binary_search(&l.as_str()).expect("listed"))
+        .collect();
+    owner_scores(pipeline, images, &owner)
+}
+
 fn folder_scores(pipeline: &Pipeline, dir: &Path) -> Result<Scores> {
     let mut by_person: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     for person in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
@@ -142,6 +193,11 @@ fn folder_scores(pipeline: &Pipeline, dir: &Path) -> Result<Scores> {
             dir.display()
         );
     }
+    owner_scores(pipeline, images, &owner)
+}
+
+/// Every pair of embedded images: genuine when `owner` is the same, else impostor.
+fn owner_scores(pipeline: &Pipeline, images: Vec<PathBuf>, owner: &[usize]) -> Result<Scores> {
     let embeddings = embed_with_progress(pipeline, &images)?;
     let missed = missed(&images, &embeddings);
     let (mut genuine, mut impostor) = (Vec::new(), Vec::new());

@@ -3,5 +3,6 @@
 
 pub mod cache;
 pub mod metrics;
+pub mod open_set;
 pub mod pairs;
 pub mod plot;

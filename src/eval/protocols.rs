@@ -17,8 +17,10 @@ use facegate::eval::metrics::{
     auc, best_threshold, eer, kfold_accuracy, mean_std, open_set_at, open_set_curve, rank1,
     rate_at_or_above, roc_curve, tar_at_far, tpir_at_fpir, SearchOutcome,
 };
+use facegate::eval::open_set::{sweep, SizeRow};
 use facegate::eval::pairs::read_pairs;
 use facegate::eval::plot::{curve_png, heatmap_png, CurvePlot, Mark, Series};
+use facegate::gallery::operating_point::OperatingPoint;
 use facegate::gallery::Gallery;
 use facegate::vision::embed::{cosine, l2_normalised};
 use facegate::vision::pipeline::Pipeline;
@@ -100,6 +102,13 @@ struct IdentifyArgs {
     /// Write the DET curve (FNIR against FPIR, log axes) to this PNG
     #[arg(long, value_name = "PNG")]
     plot: Option<PathBuf>,
+    /// Also search with galleries of the first N listed people, for each N (comma-separated),
+    /// each at the threshold the configured rule derives for it
+    #[arg(long, value_delimiter = ',', value_name = "N,...")]
+    gallery_sizes: Vec<usize>,
+    /// Write FPIR and TPIR against gallery size (from --gallery-sizes) to this PNG
+    #[arg(long, value_name = "PNG", requires = "gallery_sizes")]
+    size_plot: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Parser)]
@@ -296,6 +305,7 @@ type Report = (String, Value);
 struct Runner {
     pipeline: Pipeline,
     threshold: f32,
+    door: facegate::gallery::operating_point::Rule,
     cache: EmbeddingCache,
     stats: CacheStats,
 }
@@ -318,6 +328,7 @@ impl Runner {
         };
         Ok(Self {
             threshold: ctx.threshold()?,
+            door: ctx.door_rule()?,
             cache: EmbeddingCache::open(path.as_deref(), key),
             pipeline,
             stats: CacheStats::default(),
@@ -596,8 +607,11 @@ fn identify(runner: &mut Runner, args: IdentifyArgs) -> Result<Report> {
     worst_strangers.truncate(10);
     let mated = outcomes.iter().filter(|o| o.mated).count();
     let strangers = outcomes.len() - mated;
-    let threshold = runner.threshold;
+    // The door's threshold for this gallery: derived from its size unless fixed in the config.
+    let operating_point = runner.door.at(gallery.template_count());
+    let threshold = operating_point.threshold;
     let at_threshold = open_set_at(&outcomes, threshold);
+    let sizes = size_sweep(runner, &args, &enrol, &enrol_emb, &probes, &probe_emb)?;
     let rank1 = rank1(&outcomes);
     let at_fpir: Vec<Value> = FPIRS
         .iter()
@@ -680,6 +694,7 @@ fn identify(runner: &mut Runner, args: IdentifyArgs) -> Result<Report> {
         pct(at_threshold.map(|p| p.tpir)),
         pct(at_threshold.map(|p| p.fpir))
     );
+    text += &size_text(&operating_point, &sizes);
     for label in &not_enrolled {
         text += &format!("\n  not enrolled (no face in any gallery photo): {label}");
     }
@@ -703,6 +718,8 @@ fn identify(runner: &mut Runner, args: IdentifyArgs) -> Result<Report> {
         "misidentified": misidentified,
         "most_similar_strangers": worst_strangers.iter().map(|(s, p, n)| json!({"probe": p, "named": n, "similarity": s})).collect::<Vec<_>>(),
         "tpir_at_fpir": at_fpir,
+        "operating_point": operating_point,
+        "gallery_sizes": sizes,
         "configured_threshold": {
             "threshold": threshold,
             "tpir": at_threshold.map(|p| p.tpir),
@@ -970,8 +987,105 @@ fn heatmap(runner: &mut Runner, args: HeatmapArgs) -> Result<Report> {
     Ok((text, json))
 }
 
+/// `--gallery-sizes`: the search again with galleries of the first N listed people.
+fn size_sweep(
+    runner: &Runner,
+    args: &IdentifyArgs,
+    enrol: &[(String, PathBuf)],
+    enrol_emb: &[Option<Vec<f32>>],
+    probes: &[(String, PathBuf)],
+    probe_emb: &[Option<Vec<f32>>],
+) -> Result<Vec<SizeRow>> {
+    if args.gallery_sizes.is_empty() {
+        return Ok(Vec::new());
+    }
+    // People in the order of their first line, each with every embedded photo.
+    let mut pool: Vec<(String, Vec<Vec<f32>>)> = Vec::new();
+    for ((label, _), e) in enrol.iter().zip(enrol_emb) {
+        let i = match pool.iter().position(|(l, _)| l == label) {
+            Some(i) => i,
+            None => {
+                pool.push((label.clone(), Vec::new()));
+                pool.len() - 1
+            }
+        };
+        pool[i].1.extend(e.clone());
+    }
+    let probes: Vec<(String, Option<Vec<f32>>)> = probes
+        .iter()
+        .zip(probe_emb)
+        .map(|((l, _), e)| (l.clone(), e.clone()))
+        .collect();
+    let id = runner.pipeline.gallery_id()?;
+    let rows = sweep(&id, &pool, &probes, &args.gallery_sizes, &runner.door)?;
+    if let Some(path) = &args.size_plot {
+        let fpir = |r: &SizeRow| r.fpir.unwrap_or(0.0);
+        let x = |r: &SizeRow| r.people as f64 / 1e4;
+        let mut series = vec![Series {
+            label: "FPIR measured (strangers named)".into(),
+            points: rows.iter().map(|r| (x(r), fpir(r))).collect(),
+        }];
+        if rows.iter().any(|r| r.target.is_some()) {
+            series.push(Series {
+                label: "target per attempt".into(),
+                points: rows
+                    .iter()
+                    .filter_map(|r| Some((x(r), r.target?)))
+                    .collect(),
+            });
+        }
+        series.push(Series {
+            label: "FNIR (enrolled people not named)".into(),
+            points: rows
+                .iter()
+                .map(|r| (x(r), 1.0 - r.tpir.unwrap_or(0.0)))
+                .collect(),
+        });
+        let plot = CurvePlot {
+            title: format!(
+                "{}: error rates against gallery size at the shipped threshold rule",
+                runner.pipeline.embedder().manifest().id
+            ),
+            x_label: "gallery size / 10,000 people (log)".into(),
+            y_label: "rate (log; 0 at the bottom)".into(),
+            x_min: 1e-3,
+            y_log_min: Some(1e-4),
+            y_range: (0.0, 1.0),
+            series,
+            marks: Vec::new(),
+        };
+        curve_png(path, &plot, 800, 600)?;
+    }
+    Ok(rows)
+}
+
+fn size_text(op: &OperatingPoint, rows: &[SizeRow]) -> String {
+    let mut text = format!(
+        "\n  operating point: {} threshold {:.4} for {} templates{}",
+        op.rule,
+        op.threshold,
+        op.comparisons,
+        op.target
+            .map_or(String::new(), |t| format!(" (target {t:.0e} per attempt)"))
+    );
+    for r in rows {
+        let pct = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{:.2} %", v * 100.0));
+        text += &format!(
+            "\n  gallery of {:>5} people: threshold {:.4}, TPIR {} of {} mated, FPIR {} ({} of {} strangers)",
+            r.people,
+            r.threshold,
+            pct(r.tpir),
+            r.mated,
+            pct(r.fpir),
+            r.false_accepts,
+            r.strangers
+        );
+    }
+    text
+}
+
 /// Read a `label<TAB>path` list; paths are relative to `root`, else to the list's folder.
-fn read_list(file: &Path, root: Option<&Path>) -> Result<Vec<(String, PathBuf)>> {
+pub(super) fn read_list(file: &Path, root: Option<&Path>) -> Result<Vec<(String, PathBuf)>> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let root = root.map_or_else(|| parent_of(file), Path::to_path_buf);

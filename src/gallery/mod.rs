@@ -5,6 +5,8 @@
 //! embedder that made its templates: similarities between two embedders' vectors mean nothing,
 //! so a gallery never mixes them. [`store`] keeps a gallery on disk.
 
+pub mod lookalikes;
+pub mod operating_point;
 pub mod store;
 
 use std::collections::HashSet;
