@@ -9,6 +9,7 @@ use crate::hw::camera::CameraParams;
 use crate::hw::display::DisplayKind;
 use crate::hw::indicator::LineParams;
 use crate::runtime::precision::PrecisionSetting;
+use crate::service::ServiceParams;
 use crate::terminal::decide::DecideParams;
 use crate::terminal::events::LogParams;
 use crate::vision::detect::DetectorParams;
@@ -54,6 +55,21 @@ pub struct Config {
     pub outputs: OutputParams,
     /// `facegate run` / `facegate log`: the decision log.
     pub log: LogParams,
+    /// Passive liveness (printed-photo detection) in `run`, `enroll`, `identify`, `embed`.
+    pub liveness: crate::vision::liveness::LivenessParams,
+    /// `facegate run`'s local API, and where the other commands look for it.
+    pub service: ServiceParams,
+    /// The key file the gallery and the decision log are sealed with.
+    pub security: SecurityParams,
+}
+
+/// The `[security]` section.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityParams {
+    /// The key file (0600, outside the gallery's folder; created on the first save). Unset:
+    /// `$FACEGATE_KEY_FILE`, else `~/.config/facegate/gallery.key`.
+    pub key_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -70,6 +86,9 @@ impl Default for Config {
             decide: DecideParams::default(),
             outputs: OutputParams::default(),
             log: LogParams::default(),
+            liveness: Default::default(),
+            service: ServiceParams::default(),
+            security: SecurityParams::default(),
         }
     }
 }
@@ -143,6 +162,14 @@ impl Default for MatchParams {
 }
 
 impl Config {
+    /// The key file: the configured one, else [`crate::keys::default_key_file`].
+    pub fn key_file(&self) -> PathBuf {
+        self.security
+            .key_file
+            .clone()
+            .unwrap_or_else(crate::keys::default_key_file)
+    }
+
     /// Read `path` if given (it must exist), else the system config if present, else defaults.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let path = match path {
@@ -163,7 +190,11 @@ impl Config {
         if config.gallery.is_relative() && config.gallery != Self::default().gallery {
             config.gallery = base.join(&config.gallery);
         }
-        for dir in [&mut config.models_dir, &mut config.log.snapshot_dir] {
+        for dir in [
+            &mut config.models_dir,
+            &mut config.log.snapshot_dir,
+            &mut config.security.key_file,
+        ] {
             if let Some(dir) = dir.as_mut().filter(|d| d.is_relative()) {
                 *dir = base.join(&*dir);
             }
@@ -172,6 +203,7 @@ impl Config {
         for (p, default) in [
             (&mut config.log.path, &defaults.log.path),
             (&mut config.outputs.png_dir, &defaults.outputs.png_dir),
+            (&mut config.service.socket, &defaults.service.socket),
         ] {
             if p.is_relative() && p != default {
                 *p = base.join(&*p);

@@ -11,12 +11,22 @@ pub mod config;
 pub mod eval;
 /// Enrolled people, their templates, 1:N search, and the gallery file on disk.
 pub mod gallery;
+/// The checks behind `facegate doctor`: config, models, gallery, devices, log, disk.
+pub mod health;
 /// The device edge: cameras in; LEDs, relay and display out. Nothing here knows about faces.
 pub mod hw;
+/// The key file: one secret behind the gallery's sealing and the decision log's chain.
+pub mod keys;
 /// Pictures in: still images decoded from files, camera frames and their pixel formats.
 pub mod media;
+/// Speed, measured: per-stage bench and the comparison against onnxruntime.
+pub mod perf;
 /// Model files, checksums, precision variants, and facegate's own tract kernels.
 pub mod runtime;
+/// The local API on a Unix socket: the one owner of the gallery while `facegate run` runs.
+pub mod service;
+/// What every command loads: config with overrides, models in their precision, the gallery.
+pub mod setup;
 /// The door terminal over time: the run loop, tracks and decisions, guided enrolment, the log.
 pub mod terminal;
 /// The pure vision core: detect, align, embed, quality, enhance, and the per-image pipeline.

@@ -132,7 +132,7 @@ fn unit_users_and_state_folder_agree() {
     assert_eq!(get("ExecStart"), ["/usr/bin/facegate run"]);
     assert_eq!(get("Restart"), ["on-failure"]);
     assert_eq!(get("User"), ["facegate"]);
-    assert_eq!(get("StateDirectory"), ["facegate"]);
+    assert_eq!(get("StateDirectory"), ["facegate facegate-key"]);
     assert_eq!(get("CapabilityBoundingSet"), [""]);
     assert_eq!(get("RestrictAddressFamilies"), ["AF_UNIX"]);
     assert!(!get("WatchdogSec").is_empty());
@@ -197,6 +197,16 @@ fn unit_users_and_state_folder_agree() {
     let config = Config::load(Some(&board("config.toml"))).unwrap();
     assert!(config.gallery.starts_with("/var/lib/facegate"));
     assert!(config.log.path.starts_with("/var/lib/facegate"));
+    // The key is kept outside the gallery's folder, in a state folder of its own.
+    let key = config.key_file();
+    assert!(
+        key.starts_with("/var/lib/facegate-key/"),
+        "{}",
+        key.display()
+    );
+    assert!(tmpfiles
+        .lines()
+        .any(|l| l.starts_with("d /var/lib/facegate-key 0700 facegate facegate")));
 }
 
 #[test]

@@ -138,7 +138,9 @@ fn a_good_setup_passes_every_check() {
         })
         .count();
     assert_eq!(models, shipped, "{checks:#?}");
-    for name in ["camera", "gpio", "display", "log", "disk", "config"] {
+    for name in [
+        "camera", "gpio", "display", "log", "disk", "config", "liveness",
+    ] {
         find(&checks, name);
     }
 }
@@ -176,6 +178,8 @@ fn a_damaged_model_file_fails_and_is_named() {
         "onet.onnx",
         "mobilefacenet.onnx",
         "dlib_resnet.onnx",
+        "minifasnet_v2.onnx",
+        "minifasnet_v1se.onnx",
     ] {
         assert_eq!(find(&checks, &format!("model {file}"))["status"], "ok");
     }

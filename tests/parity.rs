@@ -109,3 +109,16 @@ fn mobilefacenet_matches_litert() {
 fn dlib_resnet_matches_dlib() {
     assert!(max_diff("dlib.json", &sha("dlib-resnet.toml", None)) < 1e-4);
 }
+
+#[test]
+fn minifasnet_matches_the_numpy_reference() {
+    // Logits are O(10); the converter measured onnxruntime within 6e-6 of the float64 numpy
+    // forward pass (models/minifasnet.toml, docs/liveness.md).
+    assert!(max_diff("minifasnet_v2.json", &sha("minifasnet.toml", Some("v2"))) < 1e-4);
+    assert!(
+        max_diff(
+            "minifasnet_v1se.json",
+            &sha("minifasnet.toml", Some("v1se"))
+        ) < 1e-4
+    );
+}

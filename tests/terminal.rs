@@ -19,6 +19,8 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+use facegate::gallery::live::LiveGallery;
+use facegate::gallery::operating_point::Rule;
 use facegate::gallery::Gallery;
 use facegate::hw::camera::{Backoff, DirSource, FrameSource, Opener, Resilient, SourceError};
 use facegate::hw::display::PngDisplay;
@@ -43,7 +45,15 @@ fn s(p: &Path) -> &str {
 }
 
 /// A gallery with the two people enrolled through the real binary, made once per test run.
-fn enrolled_gallery(data: &Path) -> &'static Path {
+/// A copy, in `work`, of the gallery of [`PEOPLE`] (enrolled once): a running terminal holds
+/// its gallery's lease, so two terminals never share one file.
+fn enrolled_gallery(data: &Path, work: &Path) -> PathBuf {
+    let copy = work.join("gallery.fg");
+    std::fs::copy(enrolled_master(data), &copy).unwrap();
+    copy
+}
+
+fn enrolled_master(data: &Path) -> &'static Path {
     static GALLERY: OnceLock<PathBuf> = OnceLock::new();
     GALLERY.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap().keep();
@@ -83,7 +93,7 @@ fn run_terminal(data: &Path, work: &Path, source: &str, extra: &[&str]) -> Run {
     let out = common::facegate()
         .args([
             "--gallery",
-            s(enrolled_gallery(data)),
+            s(&enrolled_gallery(data, work)),
             "--config",
             s(&config),
             "--json",
@@ -330,7 +340,7 @@ fn a_broken_mjpeg_stream_on_stdin_is_read_past() {
     let mut child = common::facegate()
         .args([
             "--gallery",
-            s(enrolled_gallery(&data)),
+            s(&enrolled_gallery(&data, work.path())),
             "--config",
             s(&config),
         ])
@@ -363,6 +373,7 @@ impl Observer for Seen {
         self.0.push(match &d.outcome {
             Outcome::Accepted { name, .. } => format!("accept {name}"),
             Outcome::Unknown => "unknown".into(),
+            Outcome::Spoof => "spoof".into(),
         });
     }
     fn camera(&mut self, lost: bool, _: &str) {
@@ -439,10 +450,11 @@ fn a_camera_that_drops_out_mid_stream_is_survived() {
     let mut source = Resilient::new(open, backoff);
     let screens_dir = tempfile::tempdir().unwrap();
     let recorder = Recorder::default();
+    let gallery = LiveGallery::new(gallery);
     let mut terminal = Terminal {
         pipeline,
         gallery: &gallery,
-        threshold,
+        door: Rule::Fixed(threshold),
         decider: Decider::new(DecideParams::default()),
         indicator: Box::new(recorder.clone()),
         display: Some(Box::new(
@@ -518,7 +530,7 @@ fn readiness_is_reported_to_systemd_and_sigterm_stops_cleanly() {
         .env("NOTIFY_SOCKET", &socket_path)
         .args([
             "--gallery",
-            s(enrolled_gallery(&data)),
+            s(&enrolled_gallery(&data, work.path())),
             "--config",
             s(&config),
         ])

@@ -18,10 +18,13 @@ pub struct EmbedArgs {
     /// Images to embed
     #[arg(required = true)]
     images: Vec<PathBuf>,
+    /// Skip the liveness check even when `[liveness] enabled`
+    #[arg(long)]
+    no_liveness: bool,
 }
 
 pub fn run(ctx: &Context, args: EmbedArgs) -> Result<ExitCode> {
-    let pipeline = ctx.pipeline()?;
+    let pipeline = ctx.pipeline_live(args.no_liveness)?;
     let embedder = pipeline.embedder().manifest().id.clone();
     let mut times = StageTimes::default();
     let mut failed = false;

@@ -1,4 +1,5 @@
-//! `facegate log`: print the decision log (and its rotated files), oldest first.
+//! `facegate log`: print the decision log (and its rotated files), oldest first; `--verify`
+//! checks its MAC chain, `--csv` exports attendance.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +8,9 @@ use anyhow::Result;
 use clap::Parser;
 use serde_json::json;
 
+use facegate::keys::KeyFile;
+use facegate::terminal::attendance::{self, Filter};
+use facegate::terminal::event_chain::{self, LogKey};
 use facegate::terminal::events::{read_log, EventOutcome};
 
 use super::Context;
@@ -16,34 +20,34 @@ pub struct LogArgs {
     /// Decision log file [default: [log] path]
     #[arg(long, value_name = "FILE")]
     log_file: Option<PathBuf>,
+    /// Check the log's MAC chain (needs the key file): name the first changed, missing,
+    /// reordered or cut-off record; exit status 1 if there is one
+    #[arg(long, conflicts_with = "csv")]
+    verify: bool,
+    /// Export attendance as CSV: time, person, door, outcome, score
+    #[arg(long)]
+    csv: bool,
+    /// With --csv: only decisions at or after this time (YYYY-MM-DD[THH:MM[:SS]] UTC, or Unix
+    /// seconds)
+    #[arg(long, requires = "csv", value_parser = attendance::parse_time)]
+    since: Option<u64>,
+    /// With --csv: only decisions before this time
+    #[arg(long, requires = "csv", value_parser = attendance::parse_time)]
+    until: Option<u64>,
+    /// With --csv: only this person's decisions
+    #[arg(long, requires = "csv")]
+    name: Option<String>,
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the Unix epoch.
-pub fn rfc3339(unix_ms: u64) -> String {
-    let (secs, ms) = (unix_ms / 1000, unix_ms % 1000);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
+pub use facegate::terminal::attendance::rfc3339;
 
 pub fn run(ctx: &Context, args: LogArgs) -> Result<ExitCode> {
     let mut params = ctx.config.log.clone();
     if let Some(f) = args.log_file {
         params.path = f;
+    }
+    if args.verify {
+        return verify(ctx, &params);
     }
     let contents = read_log(&params)?;
     for (file, bytes) in &contents.damaged {
@@ -51,6 +55,16 @@ pub fn run(ctx: &Context, args: LogArgs) -> Result<ExitCode> {
             "facegate: warning: {}: {bytes} unreadable byte(s) at the end skipped (a record torn by a power cut?)",
             file.display()
         );
+    }
+    if args.csv {
+        let filter = Filter {
+            since_ms: args.since,
+            until_ms: args.until,
+            name: args.name,
+        };
+        let mut out = std::io::stdout().lock();
+        attendance::write_csv(&contents, &filter, &mut out)?;
+        return Ok(ExitCode::SUCCESS);
     }
     for e in &contents.events {
         if ctx.json {
@@ -73,6 +87,7 @@ pub fn run(ctx: &Context, args: LogArgs) -> Result<ExitCode> {
                 (EventOutcome::Accepted, Some(n), Some(id)) => format!("accepted {n} (id {id})"),
                 (EventOutcome::Accepted, _, _) => "accepted".to_string(),
                 (EventOutcome::Unknown, _, _) => "unknown".to_string(),
+                (EventOutcome::Spoof, _, _) => "spoof (liveness failed)".to_string(),
             };
             println!(
                 "{} {who} similarity {:.3} frames {} track {}",
@@ -86,15 +101,50 @@ pub fn run(ctx: &Context, args: LogArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(super::rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(
-            super::rfc3339(1_795_474_815_000),
-            "2026-11-23T23:00:15.000Z"
+fn verify(ctx: &Context, params: &facegate::terminal::events::LogParams) -> Result<ExitCode> {
+    let key_file = KeyFile::new(ctx.config.key_file());
+    let key = LogKey::new(&key_file.load()?);
+    let v = event_chain::verify(params, &key)?;
+    let problem = v.first_problem.as_ref().map(|p| p.to_string());
+    if ctx.json {
+        println!(
+            "{}",
+            json!({
+                "ok": problem.is_none(),
+                "records": v.records,
+                "decisions": v.decisions,
+                "files": v.files,
+                "legacy_files": v.legacy_files,
+                "torn_tail_bytes": v.torn_tail_bytes,
+                "first_problem": problem,
+            })
         );
+    } else {
+        for f in &v.legacy_files {
+            println!(
+                "{}: written before the chain existed: read, but cannot be verified",
+                f.display()
+            );
+        }
+        if v.torn_tail_bytes > 0 {
+            println!(
+                "{} byte(s) of a record torn at the end (a power cut before it was complete)",
+                v.torn_tail_bytes
+            );
+        }
+        match &problem {
+            None => println!(
+                "ok: {} records ({} decisions) in {} file(s), chain intact",
+                v.records,
+                v.decisions,
+                v.files.len()
+            ),
+            Some(p) => println!("BROKEN: {p} ({} records verified before it)", v.records),
+        }
     }
+    Ok(if problem.is_none() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -1,23 +1,23 @@
 //! `facegate run`: the terminal. Frames in (folder, MJPEG on stdin or a file, V4L2 camera),
 //! decisions out (LEDs / relay, display, decision log, one line per decision on stdout).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use clap::Parser;
 use serde_json::json;
 
-use facegate::config::IndicatorKind;
-use facegate::hw::camera::{
-    CameraParams, DirSource, FrameSource, MjpegSource, Opener, Resilient, SourceError,
-};
-use facegate::hw::display::{Display, DisplayKind, FramebufferDisplay, PngDisplay};
-use facegate::hw::indicator::{Indicator, LogIndicator};
-use facegate::terminal::decide::{Decider, Decision, Outcome};
+use facegate::gallery::live::LiveGallery;
+use facegate::gallery::operating_point::Rule;
+use facegate::hw::camera::Resilient;
+use facegate::service::feed::Feed;
+use facegate::service::{ops, server};
+use facegate::terminal::decide::{Decider, Decision, LivenessRule, Outcome};
+use facegate::terminal::devices;
 use facegate::terminal::events::{Event, EventLog};
 use facegate::terminal::snapshots::Snapshots;
 use facegate::terminal::{Observer, Terminal};
@@ -47,25 +47,29 @@ pub struct RunArgs {
     /// Decision log file [default: [log] path]
     #[arg(long, value_name = "FILE")]
     log_file: Option<PathBuf>,
-    /// Keep a JPEG of the frame of every unknown decision in DIR [default: [log] snapshot_dir]
+    /// Keep a JPEG of the frame of every unknown or spoof decision in DIR [default: [log] snapshot_dir]
     #[arg(long, value_name = "DIR")]
     snapshot_dir: Option<PathBuf>,
 }
 
-/// Prints one line per decision, pings the systemd watchdog.
+/// Prints one line per decision, publishes it to API subscribers, pings the systemd watchdog.
 struct CliObserver {
     json: bool,
     watchdog: Option<Duration>,
     last_ping: Instant,
+    feed: Arc<Feed>,
 }
 
 impl Observer for CliObserver {
     fn decision(&mut self, d: &Decision, event: &Event, latency: Duration) {
+        self.feed
+            .publish(serde_json::to_value(event).unwrap_or_default());
         if self.json {
             println!(
                 "{}",
                 json!({
                     "time": super::log::rfc3339(event.unix_ms),
+                    "unix_ms": event.unix_ms,
                     "frame_s": d.at.as_secs_f64(),
                     "track": d.track,
                     "outcome": event.outcome,
@@ -75,15 +79,20 @@ impl Observer for CliObserver {
                     "frames_used": d.frames_used,
                     "track_age_s": d.track_age.as_secs_f64(),
                     "latency_ms": latency.as_secs_f64() * 1000.0,
+                    "liveness": d.liveness,
                 })
             );
         } else {
             let who = match &d.outcome {
                 Outcome::Accepted { person_id, name } => format!("ACCEPT {name} (id {person_id})"),
                 Outcome::Unknown => "UNKNOWN".to_string(),
+                Outcome::Spoof => "SPOOF".to_string(),
             };
+            let live = d
+                .liveness
+                .map_or(String::new(), |l| format!(" liveness {l:.3}"));
             println!(
-                "{} {who} track {} similarity {:.3} frames {} at {:.2}s (track age {:.2}s, latency {:.0} ms)",
+                "{} {who} track {} similarity {:.3}{live} frames {} at {:.2}s (track age {:.2}s, latency {:.0} ms)",
                 super::log::rfc3339(event.unix_ms),
                 d.track,
                 d.similarity,
@@ -111,104 +120,39 @@ impl Observer for CliObserver {
     }
 }
 
-/// A function that opens the configured source, for [`Resilient`] to call again after a loss.
-pub(super) fn opener(camera: &CameraParams) -> Result<(Opener, bool)> {
-    let source = camera.source.clone();
-    let path = Path::new(&source);
-    if let Some(command) = source.strip_prefix(facegate::hw::command::PREFIX) {
-        let command = command.trim().to_string();
-        if command.is_empty() {
-            bail!("{source}: name the camera command after `exec:`");
+/// Start the local API; without its socket folder (not started by systemd) the terminal runs
+/// without it, and the gallery stays leased so direct changes are still refused.
+fn serve_api(
+    ctx: &Context,
+    pipeline: &Arc<facegate::vision::pipeline::Pipeline>,
+    live: &Arc<LiveGallery>,
+    feed: &Arc<Feed>,
+    door: &Rule,
+) -> Result<Option<server::Server>> {
+    let state = server::State {
+        live: live.clone(),
+        store: ctx.store(),
+        pipeline: pipeline.clone(),
+        door: door.clone(),
+        feed: feed.clone(),
+        info: server::Info {
+            embedder: ctx.variants()?.0.id.clone(),
+            models: ctx.model_files()?,
+            mode: "door",
+        },
+        started: Instant::now(),
+    };
+    match server::start(&ctx.config.service, Arc::new(state)) {
+        Ok(s) => {
+            eprintln!("facegate: API on {}", s.path().display());
+            Ok(Some(s))
         }
-        let open: Opener = Box::new(move || {
-            Ok(
-                Box::new(facegate::hw::command::CommandSource::spawn(&command)?)
-                    as Box<dyn FrameSource>,
-            )
-        });
-        // A camera: when it stops, wait and start it again.
-        return Ok((open, true));
-    }
-    if source == "stdin" || source == "-" {
-        let open: Opener = Box::new(|| {
-            Ok(Box::new(MjpegSource::new(std::io::stdin(), "stdin")) as Box<dyn FrameSource>)
-        });
-        return Ok((open, false));
-    }
-    if path.is_dir() {
-        let (dir, fps, paced) = (path.to_path_buf(), camera.fps, camera.realtime);
-        let open: Opener = Box::new(move || {
-            Ok(Box::new(DirSource::open(&dir, fps, paced)?) as Box<dyn FrameSource>)
-        });
-        return Ok((open, false));
-    }
-    if source.starts_with("/dev/video") {
-        #[cfg(feature = "v4l2")]
-        {
-            let camera = camera.clone();
-            let open: Opener = Box::new(move || {
-                Ok(Box::new(facegate::hw::camera::V4l2Source::open(&camera)?)
-                    as Box<dyn FrameSource>)
-            });
-            return Ok((open, true));
+        Err(e @ server::ServerError::NoFolder(_)) => {
+            eprintln!("facegate: warning: {e}; running without the local API");
+            Ok(None)
         }
-        #[cfg(not(feature = "v4l2"))]
-        bail!("{source}: this facegate was built without V4L2 support (cargo feature `v4l2`)");
+        Err(e) => Err(e.into()),
     }
-    if path.is_file() {
-        let file = path.to_path_buf();
-        let open: Opener = Box::new(move || {
-            let f = std::fs::File::open(&file)
-                .map_err(|e| SourceError::Lost(format!("{}: {e}", file.display())))?;
-            let name = file.display().to_string();
-            Ok(
-                Box::new(MjpegSource::new(std::io::BufReader::new(f), &name))
-                    as Box<dyn FrameSource>,
-            )
-        });
-        return Ok((open, false));
-    }
-    bail!("{source}: no such folder, file or device")
-}
-
-fn indicator(ctx: &Context) -> Result<Box<dyn Indicator>> {
-    let o = &ctx.config.outputs;
-    #[cfg(any(feature = "gpio", feature = "rpi"))]
-    let pulse = Duration::from_millis(o.gpio.relay_pulse_ms);
-    Ok(match o.indicator {
-        IndicatorKind::Log => Box::new(LogIndicator::default()),
-        #[cfg(feature = "gpio")]
-        IndicatorKind::Gpio => Box::new(facegate::hw::indicator::LineIndicator::new(
-            facegate::hw::indicator::CdevLines::open(&o.gpio)?,
-            pulse,
-        )?),
-        #[cfg(feature = "rpi")]
-        IndicatorKind::Rpi => Box::new(facegate::hw::indicator::LineIndicator::new(
-            facegate::hw::indicator::RppalLines::open(&o.gpio)?,
-            pulse,
-        )?),
-        #[allow(unreachable_patterns)]
-        other => bail!("indicator {other:?}: this facegate was built without its cargo feature"),
-    })
-}
-
-/// The configured display, or PNG files in `png_dir` when given (headless runs).
-pub(super) fn display(ctx: &Context, png_dir: Option<&Path>) -> Result<Option<Box<dyn Display>>> {
-    let o = &ctx.config.outputs;
-    Ok(match (png_dir, o.display) {
-        (Some(dir), _) => Some(Box::new(PngDisplay::new(
-            dir,
-            o.display_width,
-            o.display_height,
-        )?)),
-        (None, DisplayKind::Png) => Some(Box::new(PngDisplay::new(
-            &o.png_dir,
-            o.display_width,
-            o.display_height,
-        )?)),
-        (None, DisplayKind::Fb) => Some(Box::new(FramebufferDisplay::open(&o.framebuffer)?)),
-        (None, DisplayKind::None) => None,
-    })
 }
 
 pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
@@ -230,31 +174,44 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
     }
     let outputs = &ctx.config.outputs;
 
-    let pipeline = ctx.pipeline()?;
+    let pipeline = Arc::new(ctx.pipeline_live(false)?);
+    // The door threshold is derived for the gallery's size, again after every change.
+    let door = ctx.door_rule()?;
+    // The service owns the gallery while it runs: direct writers are refused, naming it.
+    let socket = &ctx.config.service.socket;
+    let _lease = ctx.store().lease(&format!("socket={}", socket.display()))?;
     let gallery = ctx.load_gallery(&pipeline.gallery_id()?)?;
-    // Derived for this gallery's size; the gallery does not change while this loop runs.
-    let threshold = ctx.door_rule()?.at(gallery.template_count()).threshold;
     if gallery.is_empty() {
         eprintln!(
             "facegate: warning: no one is enrolled in {}: nobody will be accepted",
             ctx.config.gallery.display()
         );
     }
-    let (mut open, is_device) = opener(&camera)?;
+    let (mut open, is_device) = devices::opener(&camera)?;
     if !is_device {
         // A missing folder or file is a mistake to report now, not a camera to wait for.
         open().map_err(anyhow::Error::from)?;
     }
     let mut source = Resilient::new(open, camera.backoff());
-    let display = display(ctx, args.display_png.as_deref())?;
-    let events = EventLog::open(&log_params)
+    let display = devices::display(&ctx.config.outputs, args.display_png.as_deref())?;
+    let key = facegate::keys::KeyFile::new(ctx.config.key_file())
+        .load_or_create()
+        .with_context(|| "the decision log is chained with the key file's key")?
+        .0;
+    let events = EventLog::open(&log_params, &key)
         .with_context(|| format!("opening the decision log {}", log_params.path.display()))?;
+    let people = gallery.len();
+    let operating_point = door.at(gallery.template_count());
+    let live = Arc::new(LiveGallery::new(gallery));
+    let feed = Arc::new(Feed::default());
+    let _server = serve_api(ctx, &pipeline, &live, &feed, &door)?;
     let mut terminal = Terminal {
         pipeline: &pipeline,
-        gallery: &gallery,
-        threshold,
-        decider: Decider::new(ctx.config.decide.clone()),
-        indicator: indicator(ctx)?,
+        gallery: &live,
+        door,
+        decider: Decider::new(ctx.config.decide.clone())
+            .with_liveness(pipeline.liveness().map(|l| LivenessRule::of(l.params()))),
+        indicator: devices::indicator(&ctx.config.outputs)?,
         display,
         events: Some(events),
         snapshots: log_params
@@ -277,13 +234,14 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
         sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec / 2));
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     log::info!(
-        "running: {} people enrolled, threshold {threshold}, every {every_nth} frame(s)",
-        gallery.len()
+        "running: {people} people enrolled, {}, every {every_nth} frame(s)",
+        ops::describe_operating_point(&serde_json::to_value(&operating_point)?)
     );
     let mut observer = CliObserver {
         json: ctx.json,
         watchdog,
         last_ping: Instant::now(),
+        feed,
     };
     let report = terminal.run(&mut source, &stop, args.max_frames, &mut observer)?;
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);

@@ -1,165 +1,137 @@
-//! `facegate calibrate`: choose the open-set threshold for a target false-accept rate from
+//! Calibration behind `facegate calibrate`: choose the open-set threshold for a target false-accept rate from
 //! impostor comparisons, and report the genuine accept rate it keeps.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::{bail, Context as _, Result};
-use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
+use serde::Serialize;
 
-use facegate::eval::metrics::{rate_at_or_above, threshold_at_far};
-use facegate::eval::pairs::read_pairs;
-use facegate::gallery::operating_point::ImpostorTail;
-use facegate::vision::embed::cosine;
-use facegate::vision::pipeline::{central_embeddings, Pipeline};
+use crate::eval::metrics::{rate_at_or_above, threshold_at_far};
+use crate::eval::pairs::read_pairs;
+use crate::gallery::operating_point::ImpostorTail;
+use crate::vision::embed::cosine;
+use crate::vision::pipeline::{central_embeddings, Pipeline};
 
-use super::{missed, Context};
+use crate::setup::{missed, Setup};
 
-#[derive(Debug, Parser)]
-pub struct CalibrateArgs {
+/// Where the comparisons come from.
+#[derive(Debug, Clone)]
+pub enum ScoreSource {
     /// A folder with one sub-folder of photos per person: every pair of photos of different
-    /// people is an impostor comparison, every pair of the same person a genuine one
-    #[arg(long, conflicts_with_all = ["pairs", "list"], required_unless_present_any = ["pairs", "list"])]
-    impostors: Option<PathBuf>,
-    /// A `label<TAB>path` list instead (as `eval identify` reads; paths relative to --root):
-    /// photos with different labels are impostor comparisons
-    #[arg(long, value_name = "TSV", conflicts_with = "pairs")]
-    list: Option<PathBuf>,
-    /// Also write the upper tail of the impostor distribution to this file (ship it as
-    /// `models/<id>.impostors.toml`): the door threshold for each gallery size is derived from it
-    #[arg(long, value_name = "TOML")]
-    impostor_scores: Option<PathBuf>,
-    /// An LFW-format pairs file instead (images at ROOT/name/name_NNNN.jpg)
-    #[arg(long)]
-    pairs: Option<PathBuf>,
-    /// Image root for --pairs or --list [default: the file's folder]
-    #[arg(long)]
-    root: Option<PathBuf>,
-    /// Target false accept rate per comparison
-    #[arg(long, default_value_t = 1e-3)]
-    far: f64,
-    /// Write the threshold into this config file ([matching] threshold), keeping the rest
-    #[arg(long, value_name = "CONFIG")]
-    write_config: Option<PathBuf>,
+    /// people is an impostor comparison, every pair of the same person a genuine one.
+    Folder(PathBuf),
+    /// An LFW-format pairs file, images at `root/name/name_NNNN.jpg`.
+    Pairs { file: PathBuf, root: PathBuf },
+    /// A `label<TAB>path` list (as `eval identify` reads; paths relative to `root`, else to the
+    /// list's folder): photos with different labels are impostor comparisons.
+    List {
+        file: PathBuf,
+        root: Option<PathBuf>,
+    },
 }
 
-pub fn run(ctx: &Context, args: CalibrateArgs) -> Result<ExitCode> {
-    let pipeline = ctx.pipeline()?;
-    let (genuine, impostor, images, missed) = match (&args.impostors, &args.pairs, &args.list) {
-        (Some(dir), _, _) => folder_scores(&pipeline, dir)?,
-        (None, None, Some(list)) => list_scores(&pipeline, list, args.root.as_deref())?,
-        (None, Some(pairs), _) => {
-            let root = args
-                .root
-                .clone()
-                .unwrap_or_else(|| pairs.parent().unwrap_or(Path::new(".")).to_path_buf());
-            pairs_scores(&pipeline, pairs, &root)?
+impl ScoreSource {
+    fn file(&self) -> &Path {
+        match self {
+            ScoreSource::Folder(p) => p,
+            ScoreSource::Pairs { file, .. } | ScoreSource::List { file, .. } => file,
         }
-        (None, None, None) => unreachable!("clap requires one"),
-    };
-    if let Some(out) = &args.impostor_scores {
-        let manifest = pipeline.embedder().manifest();
-        let source = format!(
-            "{} impostor comparisons of {images} images ({} without a face) from {}; {}",
-            impostor.len(),
-            missed.len(),
-            [&args.impostors, &args.list, &args.pairs]
-                .into_iter()
-                .flatten()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            std::env::args().skip(1).collect::<Vec<_>>().join(" ")
-        );
-        let tail = ImpostorTail::from_scores(&impostor, &manifest.id, &manifest.sha256, &source)?;
-        std::fs::write(out, tail.to_toml())
-            .with_context(|| format!("writing {}", out.display()))?;
-        eprintln!(
-            "wrote the impostor tail ({} points down to {:.1e}, tail rate {:.1}) to {}",
-            tail.survival.len(),
-            tail.survival.last().copied().unwrap_or(f64::NAN),
-            tail.tail_rate,
-            out.display()
-        );
     }
-    let Some(threshold) = threshold_at_far(&impostor, args.far) else {
+}
+
+/// The impostor tail written for `--impostor-scores`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TailWritten {
+    pub path: PathBuf,
+    pub points: usize,
+    pub lowest_survival: f64,
+    pub tail_rate: f64,
+}
+
+/// The threshold for a target false accept rate, and what it measured at.
+#[derive(Debug, Clone, Serialize)]
+pub struct Calibration {
+    pub embedder: String,
+    pub target_far: f64,
+    pub threshold: f32,
+    pub far: f64,
+    pub tar: f64,
+    pub impostor_comparisons: usize,
+    pub genuine_comparisons: usize,
+    pub images: usize,
+    pub images_without_face: Vec<String>,
+    /// The impostor score tail, when asked to write one.
+    pub impostor_tail: Option<TailWritten>,
+}
+
+/// Embed the source's images and choose the threshold that meets `target_far`. With
+/// `impostor_scores`, also write the upper tail of the impostor distribution there (shipped as
+/// `models/<id>.impostors.toml`, the door threshold for each gallery size is derived from it).
+pub fn calibrate(
+    setup: &Setup,
+    source: &ScoreSource,
+    target_far: f64,
+    impostor_scores: Option<&Path>,
+) -> Result<Calibration> {
+    let pipeline = setup.pipeline()?;
+    let (genuine, impostor, images, missed) = match source {
+        ScoreSource::Folder(dir) => folder_scores(&pipeline, dir)?,
+        ScoreSource::Pairs { file, root } => pairs_scores(&pipeline, file, root)?,
+        ScoreSource::List { file, root } => list_scores(&pipeline, file, root.as_deref())?,
+    };
+    let impostor_tail = match impostor_scores {
+        Some(out) => {
+            let manifest = pipeline.embedder().manifest();
+            let description = format!(
+                "{} impostor comparisons of {images} images ({} without a face) from {}; {}",
+                impostor.len(),
+                missed.len(),
+                source.file().display(),
+                std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+            );
+            let tail =
+                ImpostorTail::from_scores(&impostor, &manifest.id, &manifest.sha256, &description)?;
+            std::fs::write(out, tail.to_toml())
+                .with_context(|| format!("writing {}", out.display()))?;
+            Some(TailWritten {
+                path: out.to_path_buf(),
+                points: tail.survival.len(),
+                lowest_survival: tail.survival.last().copied().unwrap_or(f64::NAN),
+                tail_rate: tail.tail_rate,
+            })
+        }
+        None => None,
+    };
+    let Some(threshold) = threshold_at_far(&impostor, target_far) else {
         bail!(
             "{} impostor comparisons cannot measure a false accept rate of {:e}; use more people or a larger --far",
             impostor.len(),
-            args.far
+            target_far
         );
     };
-    let tar = rate_at_or_above(&genuine, threshold);
-    let far = rate_at_or_above(&impostor, threshold);
-    if let Some(path) = &args.write_config {
-        write_threshold(path, threshold)?;
-    }
-    let embedder = pipeline.embedder().manifest().id.clone();
-    if ctx.json {
-        println!(
-            "{}",
-            json!({
-                "embedder": embedder,
-                "target_far": args.far,
-                "threshold": threshold,
-                "far": far,
-                "tar": tar,
-                "impostor_comparisons": impostor.len(),
-                "genuine_comparisons": genuine.len(),
-                "images": images,
-                "images_without_face": missed,
-            })
-        );
-    } else {
-        println!(
-            "{embedder}: threshold {threshold:.4} for FAR {:e}: measured FAR {far:.2e} over {} impostor comparisons, TAR {:.2} % over {} genuine comparisons ({images} images, {} without a face)",
-            args.far,
-            impostor.len(),
-            tar * 100.0,
-            genuine.len(),
-            missed.len()
-        );
-        if let Some(path) = &args.write_config {
-            println!(
-                "wrote [matching] threshold = {threshold} to {}",
-                path.display()
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(Calibration {
+        embedder: pipeline.embedder().manifest().id.clone(),
+        target_far,
+        threshold,
+        far: rate_at_or_above(&impostor, threshold),
+        tar: rate_at_or_above(&genuine, threshold),
+        impostor_comparisons: impostor.len(),
+        genuine_comparisons: genuine.len(),
+        images,
+        images_without_face: missed,
+        impostor_tail,
+    })
 }
 
 type Scores = (Vec<f32>, Vec<f32>, usize, Vec<String>);
 
 fn embed_with_progress(pipeline: &Pipeline, images: &[PathBuf]) -> Result<Vec<Option<Vec<f32>>>> {
-    let bar = ProgressBar::new(images.len() as u64).with_style(
-        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} images, {eta} left")
-            .expect("valid template"),
-    );
-    bar.set_message("embedding");
+    let bar = super::embedding_bar(images.len());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let out = central_embeddings(pipeline, images, threads, &|| bar.inc(1))?;
     bar.finish_and_clear();
     Ok(out)
-}
-
-fn list_scores(pipeline: &Pipeline, list: &Path, root: Option<&Path>) -> Result<Scores> {
-    let entries = super::eval::read_list(list, root)?;
-    let mut labels: Vec<&str> = entries.iter().map(|(l, _)| l.as_str()).collect();
-    labels.sort_unstable();
-    labels.dedup();
-    if labels.len() < 2 {
-        bail!("{}: need photos of at least two people", list.display());
-    }
-    let images: Vec<PathBuf> = entries.iter().map(|(_, p)| p.clone()).collect();
-    let owner: Vec<usize> = entries
-        .iter()
-        .map(|(l, _)| labels.binary_search(&l.as_str()).expect("listed"))
-        .collect();
-    owner_scores(pipeline, images, &owner)
 }
 
 fn folder_scores(pipeline: &Pipeline, dir: &Path) -> Result<Scores> {
@@ -193,6 +165,22 @@ fn folder_scores(pipeline: &Pipeline, dir: &Path) -> Result<Scores> {
             dir.display()
         );
     }
+    owner_scores(pipeline, images, &owner)
+}
+
+fn list_scores(pipeline: &Pipeline, list: &Path, root: Option<&Path>) -> Result<Scores> {
+    let entries = crate::eval::protocols::read_list(list, root)?;
+    let mut labels: Vec<&str> = entries.iter().map(|(l, _)| l.as_str()).collect();
+    labels.sort_unstable();
+    labels.dedup();
+    if labels.len() < 2 {
+        bail!("{}: need photos of at least two people", list.display());
+    }
+    let images: Vec<PathBuf> = entries.iter().map(|(_, p)| p.clone()).collect();
+    let owner: Vec<usize> = entries
+        .iter()
+        .map(|(l, _)| labels.binary_search(&l.as_str()).expect("listed"))
+        .collect();
     owner_scores(pipeline, images, &owner)
 }
 
@@ -245,7 +233,13 @@ fn pairs_scores(pipeline: &Pipeline, file: &Path, root: &Path) -> Result<Scores>
 
 /// Set `[matching] threshold` in a TOML config, creating the file if needed and keeping every
 /// other setting.
-fn write_threshold(path: &Path, threshold: f32) -> Result<()> {
+pub fn write_threshold(path: &Path, threshold: f32) -> Result<()> {
+    write_table_threshold(path, "matching", threshold)
+}
+
+/// Set `threshold` in the `[table]` of the TOML config at `path`, creating the file if needed
+/// and keeping every other setting.
+pub fn write_table_threshold(path: &Path, table_name: &str, threshold: f32) -> Result<()> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -253,11 +247,11 @@ fn write_threshold(path: &Path, threshold: f32) -> Result<()> {
     };
     let mut doc: toml::Table =
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let matching = doc
-        .entry("matching")
+    let entry = doc
+        .entry(table_name)
         .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    let Some(table) = matching.as_table_mut() else {
-        bail!("{}: `matching` is not a table", path.display());
+    let Some(table) = entry.as_table_mut() else {
+        bail!("{}: `{table_name}` is not a table", path.display());
     };
     table.insert("threshold".into(), toml::Value::Float(threshold as f64));
     let tmp = path.with_extension("toml.tmp");

@@ -1,31 +1,28 @@
-//! `facegate eval`: accuracy on the user's own data. Verification pairs (ROC, AUC, EER, TAR at
+//! The evaluation protocols behind `facegate eval`: accuracy on the user's own data. Verification pairs (ROC, AUC, EER, TAR at
 //! a fixed FAR), open-set 1:N search (rank 1, TPIR against FPIR), acceptance per capture
 //! condition, and a similarity heatmap of a group of people. Embeddings are cached by image
 //! content and model, so a second run only computes what is new.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::{bail, Context as _, Result};
-use clap::{Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
-use facegate::eval::cache::{self, CacheKey, CacheStats, EmbeddingCache};
-use facegate::eval::metrics::{
+use crate::eval::cache::{self, CacheKey, CacheStats, EmbeddingCache};
+use crate::eval::metrics::{
     auc, best_threshold, eer, kfold_accuracy, mean_std, open_set_at, open_set_curve, rank1,
     rate_at_or_above, roc_curve, tar_at_far, tpir_at_fpir, SearchOutcome,
 };
-use facegate::eval::open_set::{sweep, SizeRow};
-use facegate::eval::pairs::read_pairs;
-use facegate::eval::plot::{curve_png, heatmap_png, CurvePlot, Mark, Series};
-use facegate::gallery::operating_point::OperatingPoint;
-use facegate::gallery::Gallery;
-use facegate::vision::embed::{cosine, l2_normalised};
-use facegate::vision::pipeline::Pipeline;
+use crate::eval::open_set::{sweep, SizeRow};
+use crate::eval::pairs::read_pairs;
+use crate::eval::plot::{curve_png, heatmap_png, CurvePlot, Mark, Series};
+use crate::gallery::operating_point::{OperatingPoint, Rule};
+use crate::gallery::Gallery;
+use crate::vision::embed::{cosine, l2_normalised};
+use crate::vision::pipeline::Pipeline;
 
-use super::{missed, Context};
+use crate::setup::{missed, Setup};
 
 /// The false accept rates every verification report states.
 const FARS: [f64; 3] = [1e-2, 1e-3, 1e-4];
@@ -34,142 +31,87 @@ const FPIRS: [f64; 2] = [1e-2, 1e-3];
 /// The label of a probe whose person is not enrolled.
 const STRANGER: &str = "UNKNOWN";
 
-#[derive(Debug, Parser)]
-pub struct EvalArgs {
-    /// Embedding cache file [default: ~/.cache/facegate/embeddings-<embedder>.bin]
-    #[arg(long, global = true, value_name = "FILE")]
-    cache: Option<PathBuf>,
-    /// Neither read nor write the embedding cache
-    #[arg(long, global = true, conflicts_with = "cache")]
-    no_cache: bool,
-    /// Run the same evaluation with each of these embedders (comma-separated, e.g.
-    /// `mobilefacenet,dlib`) and print their headline figures side by side; plots get the
-    /// embedder id appended to their file name
-    #[arg(
-        long,
-        global = true,
-        value_delimiter = ',',
-        value_name = "EMBEDDERS",
-        conflicts_with = "cache"
-    )]
-    compare: Vec<String>,
-    #[command(subcommand)]
-    command: EvalCommand,
+/// Which protocol to run, on what.
+#[derive(Debug, Clone)]
+pub enum Protocol {
+    /// Verification on an LFW-format pairs file: n-fold accuracy, ROC, AUC, EER, TAR at FAR.
+    Pairs(PairsOptions),
+    /// Open-set 1:N search: enroll a gallery list, search probes (strangers labelled UNKNOWN).
+    Identify(IdentifyOptions),
+    /// Acceptance per capture condition named in the file names (SUBJECT.CONDITION.ext).
+    Conditions(ConditionsOptions),
+    /// Similarity heatmap of the people in a folder (one sub-folder per person).
+    Heatmap(HeatmapOptions),
 }
 
-#[derive(Debug, Clone, Subcommand)]
-enum EvalCommand {
-    /// Verification on an LFW-format pairs file: n-fold accuracy, ROC, AUC, EER, TAR at FAR
-    Pairs(PairsArgs),
-    /// Open-set 1:N search: enroll a gallery list, search probes (strangers labelled UNKNOWN)
-    Identify(IdentifyArgs),
-    /// Acceptance per capture condition named in the file names (SUBJECT.CONDITION.ext)
-    Conditions(ConditionsArgs),
-    /// Similarity heatmap of the people in a folder (one sub-folder per person)
-    Heatmap(HeatmapArgs),
+/// Where embeddings are cached between runs.
+#[derive(Debug, Clone, Default)]
+pub struct CacheOptions {
+    /// The cache file [default: ~/.cache/facegate/embeddings-<embedder>.bin].
+    pub file: Option<PathBuf>,
+    /// Neither read nor write the cache.
+    pub disabled: bool,
 }
 
-#[derive(Debug, Clone, Parser)]
-struct PairsArgs {
+#[derive(Debug, Clone)]
+pub struct PairsOptions {
     /// Pairs file: header `folds n`, then per fold n lines `name i j` and n `name1 i name2 j`
-    #[arg(long)]
-    pairs: PathBuf,
+    pub pairs: PathBuf,
     /// Image root (images at ROOT/name/name_NNNN.jpg) [default: the pairs file's folder]
-    #[arg(long)]
-    root: Option<PathBuf>,
+    pub root: Option<PathBuf>,
     /// Write the ROC curve (log FAR axis) to this PNG
-    #[arg(long, value_name = "PNG")]
-    plot: Option<PathBuf>,
+    pub plot: Option<PathBuf>,
     /// Measure FAR, ROC, AUC, EER and TAR at FAR against every pair of listed images of
     /// different people (the identity is the image's folder), not only the listed impostor
     /// pairs: enough impostors for FAR 1e-4. Accuracy still uses the listed pairs and folds.
-    #[arg(long)]
-    all_impostors: bool,
+    pub all_impostors: bool,
 }
 
-#[derive(Debug, Clone, Parser)]
-struct IdentifyArgs {
+#[derive(Debug, Clone)]
+pub struct IdentifyOptions {
     /// Enrollment list: lines `label<TAB>relative/path` (`#` comments); several lines per label
     /// give that person several templates
-    #[arg(long, value_name = "TSV")]
-    gallery_list: PathBuf,
+    pub gallery_list: PathBuf,
     /// Probe list in the same format; label UNKNOWN marks a stranger
-    #[arg(long, value_name = "TSV")]
-    probes: PathBuf,
+    pub probes: PathBuf,
     /// Folder the paths are relative to [default: the folder of each list]
-    #[arg(long)]
-    root: Option<PathBuf>,
+    pub root: Option<PathBuf>,
     /// Write the DET curve (FNIR against FPIR, log axes) to this PNG
-    #[arg(long, value_name = "PNG")]
-    plot: Option<PathBuf>,
-    /// Also search with galleries of the first N listed people, for each N (comma-separated),
-    /// each at the threshold the configured rule derives for it
-    #[arg(long, value_delimiter = ',', value_name = "N,...")]
-    gallery_sizes: Vec<usize>,
-    /// Write FPIR and TPIR against gallery size (from --gallery-sizes) to this PNG
-    #[arg(long, value_name = "PNG", requires = "gallery_sizes")]
-    size_plot: Option<PathBuf>,
+    pub plot: Option<PathBuf>,
+    /// Also search with galleries of the first N listed people, for each N, each at the
+    /// threshold the configured door rule derives for it
+    pub gallery_sizes: Vec<usize>,
+    /// Write FPIR and TPIR against gallery size (from `gallery_sizes`) to this PNG
+    pub size_plot: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Parser)]
-struct ConditionsArgs {
+#[derive(Debug, Clone)]
+pub struct ConditionsOptions {
     /// Folder (searched recursively) of images named SUBJECT.CONDITION.ext, as in the Yale faces
-    dir: PathBuf,
+    pub dir: PathBuf,
     /// The condition each subject is enrolled with; every other image of the subject is
     /// compared with it
-    #[arg(long, default_value = "normal")]
-    reference: String,
+    pub reference: String,
 }
 
-#[derive(Debug, Clone, Parser)]
-struct HeatmapArgs {
+#[derive(Debug, Clone)]
+pub struct HeatmapOptions {
     /// Folder with one sub-folder of photos per person (names starting with `_` or `.` are
     /// skipped); loose files are grouped by name prefix (`Ann.1.jpg`, `Ann_0002.jpg` → Ann)
-    dir: PathBuf,
+    pub dir: PathBuf,
     /// Where to write the heatmap PNG
-    #[arg(long, value_name = "PNG", default_value = "heatmap.png")]
-    plot: PathBuf,
+    pub plot: PathBuf,
 }
 
-pub fn run(ctx: &Context, args: EvalArgs) -> Result<ExitCode> {
-    if args.compare.is_empty() {
-        let (text, json) = evaluate(ctx, &args, args.command.clone())?;
-        if ctx.json {
-            println!("{json}");
-        } else {
-            println!("{text}");
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut reports = Vec::new();
-    for embedder in &args.compare {
-        let ctx = ctx.with_embedder(embedder)?;
-        let id = ctx.config.embedder.clone();
-        let command = with_plot_suffix(args.command.clone(), &id);
-        let (text, json) = evaluate(&ctx, &args, command)?;
-        if !ctx.json {
-            println!("{text}\n");
-        }
-        reports.push(json);
-    }
-    let table = comparison(&reports);
-    if ctx.json {
-        println!("{}", json!({"compare": reports, "summary": table}));
-    } else {
-        print!("{}", comparison_text(&table, &reports));
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// One evaluation with the context's embedder: the human text and the JSON report (which names
+/// One evaluation with the setup's embedder: the human text and the JSON report (which names
 /// the embedder and the cache use).
-fn evaluate(ctx: &Context, args: &EvalArgs, command: EvalCommand) -> Result<Report> {
-    let mut runner = Runner::new(ctx, args)?;
+pub fn evaluate(setup: &Setup, cache: &CacheOptions, command: Protocol) -> Result<Report> {
+    let mut runner = Runner::new(setup, cache)?;
     let (text, mut json) = match command {
-        EvalCommand::Pairs(a) => pairs(&mut runner, a)?,
-        EvalCommand::Identify(a) => identify(&mut runner, a)?,
-        EvalCommand::Conditions(a) => conditions(&mut runner, a)?,
-        EvalCommand::Heatmap(a) => heatmap(&mut runner, a)?,
+        Protocol::Pairs(a) => pairs(&mut runner, a)?,
+        Protocol::Identify(a) => identify(&mut runner, a)?,
+        Protocol::Conditions(a) => conditions(&mut runner, a)?,
+        Protocol::Heatmap(a) => heatmap(&mut runner, a)?,
     };
     runner.cache.save()?;
     let id = &runner.pipeline.embedder().manifest().id;
@@ -183,7 +125,7 @@ fn evaluate(ctx: &Context, args: &EvalArgs, command: EvalCommand) -> Result<Repo
 }
 
 /// `roc.png` becomes `roc-<embedder>.png`, so compared runs do not overwrite each other's plot.
-fn with_plot_suffix(mut command: EvalCommand, embedder: &str) -> EvalCommand {
+pub fn with_plot_suffix(mut command: Protocol, embedder: &str) -> Protocol {
     let suffixed = |p: &mut PathBuf| {
         let stem = p
             .file_stem()
@@ -196,11 +138,16 @@ fn with_plot_suffix(mut command: EvalCommand, embedder: &str) -> EvalCommand {
         };
         p.set_file_name(name);
     };
+    if let Protocol::Identify(a) = &mut command {
+        if let Some(p) = a.size_plot.as_mut() {
+            suffixed(p);
+        }
+    }
     let plot = match &mut command {
-        EvalCommand::Pairs(a) => a.plot.as_mut(),
-        EvalCommand::Identify(a) => a.plot.as_mut(),
-        EvalCommand::Heatmap(a) => Some(&mut a.plot),
-        EvalCommand::Conditions(_) => None,
+        Protocol::Pairs(a) => a.plot.as_mut(),
+        Protocol::Identify(a) => a.plot.as_mut(),
+        Protocol::Heatmap(a) => Some(&mut a.plot),
+        Protocol::Conditions(_) => None,
     };
     if let Some(p) = plot {
         suffixed(p);
@@ -253,7 +200,7 @@ fn headline(command: &str) -> &'static [(&'static str, &'static str, bool)] {
 }
 
 /// Rows of headline figures, one column per compared embedder (`null` where not measurable).
-fn comparison(reports: &[Value]) -> Vec<Value> {
+pub fn comparison(reports: &[Value]) -> Vec<Value> {
     let command = reports
         .first()
         .and_then(|r| r["command"].as_str())
@@ -270,7 +217,7 @@ fn comparison(reports: &[Value]) -> Vec<Value> {
         .collect()
 }
 
-fn comparison_text(table: &[Value], reports: &[Value]) -> String {
+pub fn comparison_text(table: &[Value], reports: &[Value]) -> String {
     let ids: Vec<&str> = reports
         .iter()
         .map(|r| r["embedder"].as_str().unwrap_or("?"))
@@ -299,36 +246,38 @@ fn comparison_text(table: &[Value], reports: &[Value]) -> String {
 }
 
 /// A human summary and the JSON report.
-type Report = (String, Value);
+pub type Report = (String, Value);
 
 /// The pipeline, the threshold in force and the embedding cache, shared by every subcommand.
 struct Runner {
     pipeline: Pipeline,
+    /// The 1:1 threshold (pairs, conditions).
     threshold: f32,
-    door: facegate::gallery::operating_point::Rule,
+    /// The door's rule (1:N), applied to each gallery's size.
+    door: Rule,
     cache: EmbeddingCache,
     stats: CacheStats,
 }
 
 impl Runner {
-    fn new(ctx: &Context, args: &EvalArgs) -> Result<Self> {
-        let pipeline = ctx.pipeline()?;
+    fn new(setup: &Setup, cache: &CacheOptions) -> Result<Self> {
+        let pipeline = setup.pipeline()?;
         // Which face is found and how it is aligned changes the embedding: key on the settings.
         let settings = format!(
             "{:?}|{:?}|{:?}",
-            ctx.variants()?.1,
-            ctx.config.detector,
-            ctx.config.low_light
+            setup.variants()?.1,
+            setup.config.detector,
+            setup.config.low_light
         );
         let key = CacheKey::new(&pipeline, &settings);
-        let path = match (&args.cache, args.no_cache) {
+        let path = match (&cache.file, cache.disabled) {
             (_, true) => None,
             (Some(p), _) => Some(p.clone()),
             (None, false) => cache::default_path(&key.embedder),
         };
         Ok(Self {
-            threshold: ctx.threshold()?,
-            door: ctx.door_rule()?,
+            threshold: setup.threshold()?,
+            door: setup.door_rule()?,
             cache: EmbeddingCache::open(path.as_deref(), key),
             pipeline,
             stats: CacheStats::default(),
@@ -337,11 +286,7 @@ impl Runner {
 
     /// The central-face embedding of each image (`None`: no face), with a progress bar.
     fn embed(&mut self, images: &[PathBuf]) -> Result<Vec<Option<Vec<f32>>>> {
-        let bar = ProgressBar::new(images.len() as u64).with_style(
-            ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} images, {eta} left")
-                .expect("valid template"),
-        );
-        bar.set_message("embedding");
+        let bar = super::embedding_bar(images.len());
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let (out, stats) =
             self.cache
@@ -353,7 +298,7 @@ impl Runner {
     }
 }
 
-fn pairs(runner: &mut Runner, args: PairsArgs) -> Result<Report> {
+fn pairs(runner: &mut Runner, args: PairsOptions) -> Result<Report> {
     let root = args.root.clone().unwrap_or_else(|| parent_of(&args.pairs));
     let pairs = read_pairs(&args.pairs, &root)?;
     if pairs.is_empty() {
@@ -528,7 +473,7 @@ fn pairs(runner: &mut Runner, args: PairsArgs) -> Result<Report> {
     Ok((text, json))
 }
 
-fn identify(runner: &mut Runner, args: IdentifyArgs) -> Result<Report> {
+fn identify(runner: &mut Runner, args: IdentifyOptions) -> Result<Report> {
     let enrol = read_list(&args.gallery_list, args.root.as_deref())?;
     let probes = read_list(&args.probes, args.root.as_deref())?;
     if enrol.is_empty() || probes.is_empty() {
@@ -731,7 +676,7 @@ fn identify(runner: &mut Runner, args: IdentifyArgs) -> Result<Report> {
     Ok((text, json))
 }
 
-fn conditions(runner: &mut Runner, args: ConditionsArgs) -> Result<Report> {
+fn conditions(runner: &mut Runner, args: ConditionsOptions) -> Result<Report> {
     // (subject, condition, path) for every file named SUBJECT.CONDITION[.ext].
     let mut items: Vec<(String, String, PathBuf)> = Vec::new();
     for path in images_below(&args.dir)? {
@@ -876,7 +821,7 @@ fn conditions(runner: &mut Runner, args: ConditionsArgs) -> Result<Report> {
     Ok((text, json))
 }
 
-fn heatmap(runner: &mut Runner, args: HeatmapArgs) -> Result<Report> {
+fn heatmap(runner: &mut Runner, args: HeatmapOptions) -> Result<Report> {
     let mut people: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     let entries =
         std::fs::read_dir(&args.dir).with_context(|| format!("reading {}", args.dir.display()))?;
@@ -990,7 +935,7 @@ fn heatmap(runner: &mut Runner, args: HeatmapArgs) -> Result<Report> {
 /// `--gallery-sizes`: the search again with galleries of the first N listed people.
 fn size_sweep(
     runner: &Runner,
-    args: &IdentifyArgs,
+    args: &IdentifyOptions,
     enrol: &[(String, PathBuf)],
     enrol_emb: &[Option<Vec<f32>>],
     probes: &[(String, PathBuf)],
@@ -1085,7 +1030,7 @@ fn size_text(op: &OperatingPoint, rows: &[SizeRow]) -> String {
 }
 
 /// Read a `label<TAB>path` list; paths are relative to `root`, else to the list's folder.
-pub(super) fn read_list(file: &Path, root: Option<&Path>) -> Result<Vec<(String, PathBuf)>> {
+pub(crate) fn read_list(file: &Path, root: Option<&Path>) -> Result<Vec<(String, PathBuf)>> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let root = root.map_or_else(|| parent_of(file), Path::to_path_buf);
@@ -1178,7 +1123,7 @@ fn is_image_ext(ext: &str) -> bool {
 }
 
 /// Image files below `dir`, sorted.
-fn images_below(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn images_below(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

@@ -92,7 +92,7 @@ mod tests {
         let base = rng.unit_vector(64);
         // A twin: the same direction plus a little noise.
         let twin: Vec<f32> = base.iter().map(|x| x + 0.02 * rng.gaussian()).collect();
-        g.add_person("ann", &[base.clone()], 0).unwrap();
+        g.add_person("ann", std::slice::from_ref(&base), 0).unwrap();
         g.add_person("bea", &[twin], 0).unwrap();
         for name in ["cy", "dee", "eve"] {
             g.add_person(name, &[rng.unit_vector(64)], 0).unwrap();
@@ -105,7 +105,7 @@ mod tests {
         );
         assert!(pairs[0].similarity > 0.9);
 
-        let found = matches_for(&g, &[base.clone()], 0.6, None).unwrap();
+        let found = matches_for(&g, std::slice::from_ref(&base), 0.6, None).unwrap();
         let names: Vec<&str> = found.iter().map(|(_, n, _)| n.as_str()).collect();
         assert_eq!(names, ["ann", "bea"]);
         // Adding templates to ann herself: only bea is a look-alike.

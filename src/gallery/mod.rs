@@ -3,10 +3,12 @@
 //! Templates are kept as i8 with one f32 scale each, a quarter of the f32 size, so 10,000 people
 //! with 5 templates fit in about 10 MB and one search reads each byte once. A gallery records the
 //! embedder that made its templates: similarities between two embedders' vectors mean nothing,
-//! so a gallery never mixes them. [`store`] keeps a gallery on disk.
+//! so a gallery never mixes them. [`store`] keeps a gallery on disk, sealed by [`seal`].
 
+pub mod live;
 pub mod lookalikes;
 pub mod operating_point;
+pub mod seal;
 pub mod store;
 
 use std::collections::HashSet;
@@ -15,12 +17,18 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use store::{inspect, FormatError, GalleryStore, HeaderSummary, LoadSource, Loaded};
+pub use store::{
+    inspect, FormatError, GalleryLock, GalleryStore, HeaderSummary, LoadSource, Loaded, Saved,
+};
+
+use crate::keys::KeyError;
 
 /// Longest person name, in bytes of UTF-8.
 pub const MAX_NAME_BYTES: usize = 64;
 /// Longest embedder id, in bytes of UTF-8.
 pub const MAX_EMBEDDER_ID_BYTES: usize = 32;
+/// Longest Unix login name linked to a person, in bytes (as Linux's `useradd` allows).
+pub const MAX_LOGIN_BYTES: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GalleryError {
@@ -82,6 +90,45 @@ pub enum GalleryError {
     TooLarge(usize),
     #[error("encoding the gallery: {0}")]
     Encode(postcard::Error),
+    #[error(
+        "the gallery {} is in use by the running {holder}: change it through the service \
+         (facegate does so when the service's socket answers: check [service] socket and that \
+         you may use it), or stop the service first",
+        path.display()
+    )]
+    Leased { path: PathBuf, holder: String },
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(
+        "gallery {} is encrypted, but its key file {} does not exist: restore the key file \
+         (mode 0600) from your copy, or set [security] key_file (or --key-file) to where it is; \
+         facegate never replaces a gallery it cannot open",
+        gallery.display(), key_file.display()
+    )]
+    KeyMissing { gallery: PathBuf, key_file: PathBuf },
+    #[error(
+        "key file {} is not the key gallery {} was encrypted with: restore the right key file, \
+         or set [security] key_file (or --key-file) to it; facegate never replaces a gallery it \
+         cannot open",
+        key_file.display(), gallery.display()
+    )]
+    WrongKey { gallery: PathBuf, key_file: PathBuf },
+    #[error(
+        "key file {} is in the gallery's folder {}: a copy of that folder would carry the key \
+         with it; set [security] key_file to a path outside it",
+        key_file.display(), dir.display()
+    )]
+    KeyBesideGallery { key_file: PathBuf, dir: PathBuf },
+    #[error("invalid login name {login:?}: {reason}")]
+    InvalidLogin { login: String, reason: &'static str },
+    #[error(
+        "login {login:?} is already linked to {name:?} (id {id}): a login belongs to one person"
+    )]
+    LoginTaken {
+        login: String,
+        name: String,
+        id: u32,
+    },
 }
 
 /// Which embedder made a gallery's templates.
@@ -222,6 +269,8 @@ pub struct Person {
     pub name: heapless::String<64>,
     pub created_unix: u64,
     pub templates: Vec<Template>,
+    /// The Unix account this person logs in as (PAM login stations), at most one person each.
+    pub user: Option<heapless::String<32>>,
 }
 
 /// Picks a person for [`Gallery::remove`] and [`Gallery::find`].
@@ -330,6 +379,7 @@ impl Gallery {
             name,
             created_unix,
             templates,
+            user: None,
         });
         Ok(id)
     }
@@ -355,6 +405,39 @@ impl Gallery {
             .position(selector)
             .ok_or_else(|| GalleryError::NotFound(selector.clone()))?;
         Ok(self.people.remove(index))
+    }
+
+    /// Link `login` (a Unix account name) to the selected person, or unlink with `None`.
+    /// A login already linked to someone else is refused; nothing changes on error.
+    pub fn link_user(
+        &mut self,
+        selector: &Selector,
+        login: Option<&str>,
+    ) -> Result<(), GalleryError> {
+        let index = self
+            .position(selector)
+            .ok_or_else(|| GalleryError::NotFound(selector.clone()))?;
+        let login = login.map(validate_login).transpose()?;
+        if let Some(login) = &login {
+            if let Some(other) = self.find_by_user(login) {
+                if other.id != self.people[index].id {
+                    return Err(GalleryError::LoginTaken {
+                        login: login.to_string(),
+                        name: other.name.to_string(),
+                        id: other.id,
+                    });
+                }
+            }
+        }
+        self.people[index].user = login;
+        Ok(())
+    }
+
+    /// The person linked to Unix account `login` (compared exactly: logins are case-sensitive).
+    pub fn find_by_user(&self, login: &str) -> Option<&Person> {
+        self.people
+            .iter()
+            .find(|p| p.user.as_deref() == Some(login))
     }
 
     /// Remove everyone; `next_id` stays, so old ids still mean nobody.
@@ -405,6 +488,7 @@ impl Gallery {
     ) -> Result<Self, String> {
         let dim = usize::from(embedder.dim);
         let mut names = HashSet::with_capacity(people.len());
+        let mut logins = HashSet::new();
         let mut last_id = 0;
         for p in &people {
             if p.id <= last_id || p.id >= next_id {
@@ -419,6 +503,14 @@ impl Gallery {
             }
             if !names.insert(p.name.to_lowercase()) {
                 return Err(format!("duplicate name {:?}", p.name));
+            }
+            if let Some(user) = &p.user {
+                if validate_login(user).ok().as_ref() != Some(user) {
+                    return Err(format!("invalid login {user:?}"));
+                }
+                if !logins.insert(user.as_str()) {
+                    return Err(format!("login {user:?} linked twice"));
+                }
             }
             if p.templates.is_empty() {
                 return Err(format!("person {} has no templates", p.id));
@@ -533,6 +625,41 @@ pub fn validate_name(name: &str) -> Result<heapless::String<64>, GalleryError> {
         return Err(invalid("it contains a control character"));
     }
     heapless::String::try_from(trimmed).map_err(|_| invalid("it is longer than 64 bytes of UTF-8"))
+}
+
+/// Check a Unix login name as POSIX's portable user names and shadow-utils have them: 1..=32
+/// bytes of ASCII letters, digits, `.`, `_` and `-`, not starting with `-`, not all digits (it
+/// would read as a uid), optionally ending in `$` (Samba machine accounts).
+pub fn validate_login(login: &str) -> Result<heapless::String<32>, GalleryError> {
+    let invalid = |reason| GalleryError::InvalidLogin {
+        login: login.to_string(),
+        reason,
+    };
+    let core = login.strip_suffix('$').unwrap_or(login);
+    if core.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    if login.len() > MAX_LOGIN_BYTES {
+        return Err(invalid("it is longer than 32 bytes"));
+    }
+    if !core
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(invalid(
+            "only ASCII letters, digits, '.', '_' and '-' (and a final '$') are allowed",
+        ));
+    }
+    if core.starts_with('-') {
+        return Err(invalid("it starts with '-'"));
+    }
+    if core.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid("it is all digits (it would read as a uid)"));
+    }
+    if core == "." || core == ".." {
+        return Err(invalid("it is '.' or '..'"));
+    }
+    Ok(heapless::String::try_from(login).expect("checked to be at most 32 bytes"))
 }
 
 /// Case-insensitive equality without allocating, for the duplicate check.
@@ -889,6 +1016,52 @@ mod tests {
             g.add_templates(99, &[good]),
             Err(GalleryError::NotFound(Selector::Id(99)))
         ));
+    }
+
+    #[test]
+    fn logins_are_validated_and_linked_to_one_person_at_most() {
+        let mut g = random_gallery(20, 8, 3, 1);
+        for bad in [
+            "",
+            "-ann",
+            "1234",
+            "ann smith",
+            "änn",
+            "a/b",
+            "..",
+            &"a".repeat(33),
+        ] {
+            assert!(
+                matches!(
+                    g.link_user(&Selector::Id(1), Some(bad)),
+                    Err(GalleryError::InvalidLogin { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        for good in ["ann", "Ann.Smith", "_svc", "host$", "a-1", &"a".repeat(32)] {
+            assert_eq!(validate_login(good).unwrap().as_str(), good);
+        }
+        g.link_user(&Selector::Id(1), Some("ann")).unwrap();
+        assert_eq!(g.find_by_user("ann").unwrap().id, 1);
+        assert!(g.find_by_user("Ann").is_none(), "logins are case-sensitive");
+        let err = g
+            .link_user(&Selector::Name("person 1".into()), Some("ann"))
+            .unwrap_err();
+        assert!(
+            matches!(err, GalleryError::LoginTaken { id: 1, .. }),
+            "{err}"
+        );
+        // Re-linking the same person is fine; unlinking frees the login.
+        g.link_user(&Selector::Id(1), Some("ann")).unwrap();
+        g.link_user(&Selector::Id(1), None).unwrap();
+        g.link_user(&Selector::Id(2), Some("ann")).unwrap();
+        assert_eq!(g.find_by_user("ann").unwrap().id, 2);
+        assert!(g.people()[0].user.is_none());
+        // A gallery whose contents link one login twice is refused on load.
+        let mut people = g.people().to_vec();
+        people[0].user = people[1].user.clone();
+        assert!(Gallery::from_parts(g.embedder().clone(), g.next_id(), people).is_err());
     }
 
     #[test]

@@ -140,7 +140,7 @@ impl ImpostorTail {
         }
         let decreasing = tail.survival.windows(2).all(|w| w[1] < w[0] && w[1] > 0.0);
         let increasing = tail.score.windows(2).all(|w| w[1] > w[0]);
-        if !decreasing || !increasing || !(tail.tail_rate > 0.0 && tail.tail_rate.is_finite()) {
+        if !(decreasing && increasing && tail.tail_rate > 0.0 && tail.tail_rate.is_finite()) {
             return Err(bad(
                 "survival must decrease, score increase, tail_rate be positive",
             ));

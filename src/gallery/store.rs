@@ -1,34 +1,61 @@
-//! The gallery on disk: one postcard file with a checked header, saved atomically, with one
-//! backup generation at `<path>.bak`.
+//! The gallery on disk: one postcard file with a checked header, its body sealed with the key
+//! file's gallery key, saved atomically, with one backup generation at `<path>.bak`.
 //!
-//! Layout: `postcard(Header)` then the body `postcard((next_id, people))`. The header's `crc32`
-//! covers every header byte before it and the whole body, so a flipped bit in the embedder id
-//! reads as damage (and falls back to the backup) rather than as a foreign gallery.
+//! Layout (version 2): `postcard(Header)` then the body, `seal(postcard((next_id, people)))`
+//! with the header bytes before the crc as associated data. The header's `crc32` covers every
+//! header byte before it and the whole sealed body, so damage (a flipped bit, a torn write) is
+//! told apart from a wrong key without the key, and falls back to the backup; the key id names a
+//! wrong key as such. Version 1 (plain, no key id and nonce) is still read, and the next save
+//! writes version 2: the migration.
+//!
+//! Writers serialise on an exclusive advisory lock on `<path>.lock` ([`GalleryStore::lock`]),
+//! held across load, change and save, so concurrent writers never lose each other's changes.
+//! The running service holds that lock for its whole life ([`GalleryStore::lease`]): a direct
+//! write while it runs is refused with an error naming it instead of diverging from its memory.
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
-use super::{EmbedderId, Gallery, GalleryError, Person};
+use super::seal::{self, GalleryKey, NONCE_LEN};
+use super::{EmbedderId, Gallery, GalleryError, Person, Template};
+use crate::keys::KeyFile;
 
 pub const MAGIC: [u8; 8] = *b"FGGALLRY";
-pub const FORMAT_VERSION: u16 = 1;
-/// More than the largest possible header (89 bytes), so `inspect` reads one small block.
-const HEADER_READ_LIMIT: u64 = 128;
+pub const FORMAT_VERSION: u16 = 2;
+/// The plain format before encryption: read (and migrated on the next save), never written.
+pub const PLAIN_VERSION: u16 = 1;
+/// More than the largest possible header (121 bytes), so `inspect` reads one small block.
+const HEADER_READ_LIMIT: u64 = 160;
 
 /// The header exactly as written; `decode` reads it field by field so that a newer version is
-/// recognised before the rest of its header is parsed.
+/// recognised before the rest of its header is parsed (so this type only documents the layout).
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(not(test), allow(dead_code))]
 struct Header {
     magic: [u8; 8],
     version: u16,
     embedder: EmbedderId,
+    /// Which key file's key sealed the body ([`crate::keys::MasterKey::key_id`]).
+    key_id: [u8; 8],
+    nonce: [u8; NONCE_LEN],
     body_len: u32,
     crc32: u32,
+}
+
+/// A person as version 1 stored them (no linked Unix account).
+#[derive(Serialize, Deserialize)]
+struct PersonV1 {
+    id: u32,
+    name: heapless::String<64>,
+    created_unix: u64,
+    templates: Vec<Template>,
 }
 
 /// What is wrong with a gallery file's bytes.
@@ -46,6 +73,19 @@ pub enum FormatError {
         "checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the file is damaged"
     )]
     ChecksumMismatch { stored: u32, computed: u32 },
+    #[error("the file is encrypted and no key was given")]
+    KeyRequired,
+    #[error(
+        "the file was sealed with key id {}, the key file's id is {}: wrong key file",
+        hex::encode(file),
+        hex::encode(key)
+    )]
+    WrongKey { file: [u8; 8], key: [u8; 8] },
+    #[error(
+        "the sealed body does not authenticate although its checksum matches: the file was \
+         changed by someone who recomputed the checksum"
+    )]
+    Unauthentic,
     #[error("cannot decode: {0}")]
     Decode(postcard::Error),
     #[error("inconsistent contents: {0}")]
@@ -55,8 +95,8 @@ pub enum FormatError {
 fn unsupported_version(v: u16) -> String {
     if v > FORMAT_VERSION {
         format!(
-            "format version {v} was written by a newer facegate (this one reads version \
-             {FORMAT_VERSION}): upgrade facegate"
+            "format version {v} was written by a newer facegate (this one reads versions \
+             {PLAIN_VERSION} and {FORMAT_VERSION}): upgrade facegate"
         )
     } else {
         format!("unknown format version {v}")
@@ -70,10 +110,14 @@ fn take<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<(T, &'a [u8]), Format
     })
 }
 
-/// A parsed header and where its parts end.
+/// A parsed header (version 1 has no key id and nonce) and where its parts end.
 struct Parsed {
-    header: Header,
-    /// Bytes before the crc field: the part of the header the crc covers.
+    version: u16,
+    embedder: EmbedderId,
+    sealing: Option<([u8; 8], [u8; NONCE_LEN])>,
+    body_len: u32,
+    crc32: u32,
+    /// Bytes before the crc field: the part of the header the crc (and the seal) covers.
     crc_prefix_len: usize,
     header_len: usize,
 }
@@ -83,49 +127,94 @@ fn parse_header(bytes: &[u8]) -> Result<Parsed, FormatError> {
     if bytes[..n] != MAGIC[..n] {
         return Err(FormatError::BadMagic);
     }
-    let (magic, rest) = take::<[u8; 8]>(bytes)?;
+    let (_magic, rest) = take::<[u8; 8]>(bytes)?;
     let (version, rest) = take::<u16>(rest)?;
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != PLAIN_VERSION {
         return Err(FormatError::UnsupportedVersion(version));
     }
-    let (embedder, rest) = take::<EmbedderId>(rest)?;
+    let (embedder, mut rest) = take::<EmbedderId>(rest)?;
+    let mut sealing = None;
+    if version == FORMAT_VERSION {
+        let (key_id, r) = take::<[u8; 8]>(rest)?;
+        let (nonce, r) = take::<[u8; NONCE_LEN]>(r)?;
+        sealing = Some((key_id, nonce));
+        rest = r;
+    }
     let (body_len, rest) = take::<u32>(rest)?;
     let crc_prefix_len = bytes.len() - rest.len();
     let (crc32, rest) = take::<u32>(rest)?;
     Ok(Parsed {
-        header: Header {
-            magic,
-            version,
-            embedder,
-            body_len,
-            crc32,
-        },
+        version,
+        embedder,
+        sealing,
+        body_len,
+        crc32,
         crc_prefix_len,
         header_len: bytes.len() - rest.len(),
     })
 }
 
-/// The bytes of a gallery file.
-pub fn encode(gallery: &Gallery) -> Result<Vec<u8>, GalleryError> {
-    let body =
-        postcard::to_allocvec(&(gallery.next_id, &gallery.people)).map_err(GalleryError::Encode)?;
-    let body_len = u32::try_from(body.len()).map_err(|_| GalleryError::TooLarge(body.len()))?;
-    let prefix = (MAGIC, FORMAT_VERSION, &gallery.embedder, body_len);
-    let mut out = postcard::to_allocvec(&prefix).map_err(GalleryError::Encode)?;
+/// The bytes of a gallery file, sealed with `key` under a fresh nonce.
+pub fn encode(gallery: &Gallery, key: &GalleryKey) -> Result<Vec<u8>, GalleryError> {
+    let plain = Zeroizing::new(
+        postcard::to_allocvec(&(gallery.next_id, &gallery.people)).map_err(GalleryError::Encode)?,
+    );
+    let nonce =
+        seal::new_nonce().map_err(|e| GalleryError::Key(crate::keys::KeyError::Random(e)))?;
+    // The seal adds a 16-byte tag.
+    let sealed_len = plain.len() + 16;
+    let body_len = u32::try_from(sealed_len).map_err(|_| GalleryError::TooLarge(sealed_len))?;
+    let prefix = (
+        MAGIC,
+        FORMAT_VERSION,
+        &gallery.embedder,
+        key.id(),
+        nonce,
+        body_len,
+    );
+    let header = postcard::to_allocvec(&prefix).map_err(GalleryError::Encode)?;
+    let body = seal::seal(key, &nonce, &header, &plain);
+    debug_assert_eq!(body.len(), sealed_len);
+    finish_file(header, &body)
+}
+
+/// The encoded header `prefix`, then the CRC-32 over header and body, then the body.
+fn finish_file(prefix: Vec<u8>, body: &[u8]) -> Result<Vec<u8>, GalleryError> {
     let mut crc = crc32fast::Hasher::new();
-    crc.update(&out);
-    crc.update(&body);
-    out = postcard::to_extend(&crc.finalize(), out).map_err(GalleryError::Encode)?;
-    out.extend_from_slice(&body);
+    crc.update(&prefix);
+    crc.update(body);
+    let mut out = postcard::to_extend(&crc.finalize(), prefix).map_err(GalleryError::Encode)?;
+    out.extend_from_slice(body);
     Ok(out)
 }
 
-/// Parse and check a whole gallery file.
-pub fn decode(bytes: &[u8]) -> Result<Gallery, FormatError> {
+/// The bytes of a gallery file in the old plain format (version 1), as facegate wrote it before
+/// encryption. Only for migration tests and the load benchmark: facegate never writes it.
+#[doc(hidden)]
+pub fn encode_plain_v1(gallery: &Gallery) -> Result<Vec<u8>, GalleryError> {
+    let people: Vec<PersonV1> = gallery
+        .people
+        .iter()
+        .map(|p| PersonV1 {
+            id: p.id,
+            name: p.name.clone(),
+            created_unix: p.created_unix,
+            templates: p.templates.clone(),
+        })
+        .collect();
+    let body = postcard::to_allocvec(&(gallery.next_id, &people)).map_err(GalleryError::Encode)?;
+    let body_len = u32::try_from(body.len()).map_err(|_| GalleryError::TooLarge(body.len()))?;
+    let prefix = (MAGIC, PLAIN_VERSION, &gallery.embedder, body_len);
+    let header = postcard::to_allocvec(&prefix).map_err(GalleryError::Encode)?;
+    finish_file(header, &body)
+}
+
+/// Parse and check a whole gallery file. A sealed (version 2) file needs `key`; a plain
+/// version 1 file is read without one.
+pub fn decode(bytes: &[u8], key: Option<&GalleryKey>) -> Result<Gallery, FormatError> {
     let parsed = parse_header(bytes)?;
-    let header = parsed.header;
     let body = &bytes[parsed.header_len..];
-    let want = header.body_len as usize;
+    let want = parsed.body_len as usize;
     if body.len() < want {
         return Err(FormatError::Truncated);
     }
@@ -134,26 +223,60 @@ pub fn decode(bytes: &[u8]) -> Result<Gallery, FormatError> {
             extra: body.len() - want,
         });
     }
+    let aad = &bytes[..parsed.crc_prefix_len];
     let mut crc = crc32fast::Hasher::new();
-    crc.update(&bytes[..parsed.crc_prefix_len]);
+    crc.update(aad);
     crc.update(body);
     let computed = crc.finalize();
-    if computed != header.crc32 {
+    if computed != parsed.crc32 {
         return Err(FormatError::ChecksumMismatch {
-            stored: header.crc32,
+            stored: parsed.crc32,
             computed,
         });
     }
-    // The checksum matched, so a short body is a writer bug, not truncation: report Decode.
-    let ((next_id, people), rest) =
-        postcard::take_from_bytes::<(u32, Vec<Person>)>(body).map_err(FormatError::Decode)?;
+    let (next_id, people) = match parsed.sealing {
+        None => decode_plain_body(body)?,
+        Some((key_id, nonce)) => {
+            let key = key.ok_or(FormatError::KeyRequired)?;
+            if key.id() != key_id {
+                return Err(FormatError::WrongKey {
+                    file: key_id,
+                    key: key.id(),
+                });
+            }
+            let plain = seal::open(key, &nonce, aad, body).ok_or(FormatError::Unauthentic)?;
+            decode_body::<Person>(&plain)?
+        }
+    };
+    Gallery::from_parts(parsed.embedder, next_id, people).map_err(FormatError::Inconsistent)
+}
+
+fn decode_plain_body(body: &[u8]) -> Result<(u32, Vec<Person>), FormatError> {
+    let (next_id, people) = decode_body::<PersonV1>(body)?;
+    let people = people
+        .into_iter()
+        .map(|p| Person {
+            id: p.id,
+            name: p.name,
+            created_unix: p.created_unix,
+            templates: p.templates,
+            user: None,
+        })
+        .collect();
+    Ok((next_id, people))
+}
+
+fn decode_body<'a, P: Deserialize<'a>>(body: &'a [u8]) -> Result<(u32, Vec<P>), FormatError> {
+    // The checksum (and seal) matched, so a short body is a writer bug, not truncation.
+    let (decoded, rest) =
+        postcard::take_from_bytes::<(u32, Vec<P>)>(body).map_err(FormatError::Decode)?;
     if !rest.is_empty() {
         return Err(FormatError::Inconsistent(format!(
             "{} unread bytes after the body",
             rest.len()
         )));
     }
-    Gallery::from_parts(header.embedder, next_id, people).map_err(FormatError::Inconsistent)
+    Ok(decoded)
 }
 
 /// What the header of a gallery file says, for `facegate doctor`.
@@ -161,6 +284,8 @@ pub fn decode(bytes: &[u8]) -> Result<Gallery, FormatError> {
 pub struct HeaderSummary {
     pub version: u16,
     pub embedder: EmbedderId,
+    /// The id of the key that sealed it; `None` for a plain (version 1) file.
+    pub key_id: Option<[u8; 8]>,
     pub body_len: u32,
     pub crc32: u32,
     pub header_len: usize,
@@ -171,6 +296,10 @@ impl HeaderSummary {
     /// Whether the file is as long as its header says (the body itself is not checked).
     pub fn length_matches(&self) -> bool {
         self.file_len == self.header_len as u64 + u64::from(self.body_len)
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.key_id.is_some()
     }
 }
 
@@ -187,12 +316,12 @@ pub fn inspect(path: impl AsRef<Path>) -> Result<HeaderSummary, GalleryError> {
         path: path.to_path_buf(),
         error,
     })?;
-    let h = parsed.header;
     Ok(HeaderSummary {
-        version: h.version,
-        embedder: h.embedder,
-        body_len: h.body_len,
-        crc32: h.crc32,
+        version: parsed.version,
+        embedder: parsed.embedder,
+        key_id: parsed.sealing.map(|(id, _)| id),
+        body_len: parsed.body_len,
+        crc32: parsed.crc32,
         header_len: parsed.header_len,
         file_len,
     })
@@ -217,36 +346,145 @@ pub struct Loaded {
     pub source: LoadSource,
 }
 
-/// The gallery file at one path, its backup at `<path>.bak`.
+/// What a save did beyond writing the gallery, for the user to hear about.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Saved {
+    /// The key file did not exist and was created (keep a copy of it somewhere safe).
+    pub key_created: bool,
+    /// The previous main file was a plain (version 1) gallery: it is now the backup, still
+    /// unencrypted until the next save replaces it.
+    pub migrated_plain: bool,
+}
+
+/// The gallery file at one path, its backup at `<path>.bak`, sealed with the key in its key
+/// file.
 #[derive(Clone, Debug)]
 pub struct GalleryStore {
     path: PathBuf,
+    key_file: KeyFile,
 }
 
 /// What `save` found at the main path before replacing it.
 enum Current {
     Missing,
-    Good,
+    Good { plain: bool },
     Bad,
 }
 
 impl GalleryStore {
+    /// The store at `path` with the default key file ([`crate::keys::default_key_file`]).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        Self {
+            path: path.into(),
+            key_file: KeyFile::new(crate::keys::default_key_file()),
+        }
+    }
+
+    pub fn with_key_file(mut self, key_file: impl Into<PathBuf>) -> Self {
+        self.key_file = KeyFile::new(key_file);
+        self
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    pub fn key_file(&self) -> &KeyFile {
+        &self.key_file
+    }
+
     pub fn backup_path(&self) -> PathBuf {
         with_suffix(&self.path, ".bak")
     }
 
+    /// The gallery key for reading: `None` when the key file does not exist (a plain gallery
+    /// or none at all can still be read).
+    fn key_for_reading(&self) -> Result<Option<GalleryKey>, GalleryError> {
+        if !self.key_file.exists() {
+            return Ok(None);
+        }
+        Ok(Some(GalleryKey::new(&self.key_file.load()?)))
+    }
+
+    /// The gallery key for writing. A missing key file is created, unless a sealed gallery
+    /// already exists: a new key would make it unreadable, so that is an error naming the file.
+    fn key_for_writing(&self) -> Result<(GalleryKey, bool), GalleryError> {
+        if self.key_file.exists() {
+            return Ok((GalleryKey::new(&self.key_file.load()?), false));
+        }
+        for path in [self.path.clone(), self.backup_path()] {
+            if inspect(&path).is_ok_and(|h| h.is_sealed()) {
+                return Err(self.key_missing(&path));
+            }
+        }
+        self.check_key_outside_folder()?;
+        let (key, created) = self.key_file.load_or_create()?;
+        Ok((GalleryKey::new(&key), created))
+    }
+
+    /// A key kept beside the gallery would be copied with it, defeating the encryption.
+    fn check_key_outside_folder(&self) -> Result<(), GalleryError> {
+        let canon = |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let gallery_dir = canon(&folder_of(&self.path)?);
+        let mut dir = folder_of(self.key_file.path())?;
+        // The key's folder may not exist yet: compare its nearest existing ancestor chain.
+        let mut missing = Vec::new();
+        while !dir.exists() {
+            match (dir.file_name(), dir.parent()) {
+                (Some(name), Some(parent)) => {
+                    missing.push(name.to_owned());
+                    dir = if parent.as_os_str().is_empty() {
+                        PathBuf::from(".")
+                    } else {
+                        parent.to_path_buf()
+                    };
+                }
+                _ => break,
+            }
+        }
+        let mut key_dir = canon(&dir);
+        key_dir.extend(missing.iter().rev());
+        if key_dir == gallery_dir {
+            return Err(GalleryError::KeyBesideGallery {
+                key_file: self.key_file.path().to_path_buf(),
+                dir: gallery_dir,
+            });
+        }
+        Ok(())
+    }
+
+    fn key_missing(&self, gallery: &Path) -> GalleryError {
+        GalleryError::KeyMissing {
+            gallery: gallery.to_path_buf(),
+            key_file: self.key_file.path().to_path_buf(),
+        }
+    }
+
+    /// Key problems are not damage: falling back to the backup (or saving over the file) would
+    /// lose the enrolments only the right key can open.
+    fn keyed(&self, e: GalleryError) -> GalleryError {
+        match e {
+            GalleryError::Unreadable {
+                path,
+                error: FormatError::KeyRequired,
+            } => self.key_missing(&path),
+            GalleryError::Unreadable {
+                path,
+                error: FormatError::WrongKey { .. },
+            } => GalleryError::WrongKey {
+                gallery: path,
+                key_file: self.key_file.path().to_path_buf(),
+            },
+            e => e,
+        }
+    }
+
     /// Load the gallery made by `expected`, falling back to the backup when the main file is
-    /// missing or damaged. Never returns an empty gallery while either file exists.
+    /// missing or damaged. Never returns an empty gallery while either file exists, and a
+    /// missing or wrong key is an error, never a fallback.
     pub fn load(&self, expected: &EmbedderId) -> Result<Loaded, GalleryError> {
-        let main_error = match read_gallery(&self.path) {
+        let key = self.key_for_reading()?;
+        let main_error = match read_gallery(&self.path, key.as_ref()) {
             Ok(gallery) => {
                 check_embedder(&self.path, &gallery, expected)?;
                 return Ok(Loaded {
@@ -256,11 +494,11 @@ impl GalleryStore {
             }
             // A newer facegate's gallery is not damage: falling back to an older backup would
             // hide the newer enrolments, so stop here.
-            Err(e) if is_newer_format(&e) => return Err(e),
+            Err(e) if is_final(&e) => return Err(self.keyed(e)),
             Err(e) => e,
         };
         let backup = self.backup_path();
-        match read_gallery(&backup) {
+        match read_gallery(&backup, key.as_ref()) {
             Ok(gallery) => {
                 check_embedder(&backup, &gallery, expected)?;
                 Ok(Loaded {
@@ -270,6 +508,7 @@ impl GalleryStore {
                     },
                 })
             }
+            Err(e) if is_final(&e) => Err(self.keyed(e)),
             Err(backup_error) if is_not_found(&main_error) && is_not_found(&backup_error) => {
                 Ok(Loaded {
                     gallery: Gallery::new(expected.clone()),
@@ -283,11 +522,11 @@ impl GalleryStore {
         }
     }
 
-    /// Replace the gallery file atomically and durably. A good current main becomes the
-    /// backup; a damaged one is moved aside to `<path>.corrupt-<unix seconds>` and the backup
-    /// is kept. On error the main and backup files are as they were.
-    pub fn save(&self, gallery: &Gallery) -> Result<(), GalleryError> {
-        let bytes = encode(gallery)?;
+    /// Replace the gallery file atomically and durably, sealed with the key file's key (the
+    /// key file is created if neither it nor a sealed gallery exists). A good current main
+    /// becomes the backup; a damaged one is moved aside to `<path>.corrupt-<unix seconds>`
+    /// and the backup is kept. On error the main and backup files are as they were.
+    pub fn save(&self, gallery: &Gallery) -> Result<Saved, GalleryError> {
         let dir = folder_of(&self.path)?;
         match fs::metadata(&dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -296,9 +535,12 @@ impl GalleryStore {
             Err(e) => return Err(io_err("checking folder", &dir)(e)),
             Ok(_) => {}
         }
-        let current = self.current_main()?;
-        let tmp = with_suffix(&self.path, &format!(".tmp-{}", std::process::id()));
-        let result = write_synced(&tmp, &bytes).and_then(|()| self.install(&tmp, current));
+        let (key, key_created) = self.key_for_writing()?;
+        let bytes = encode(gallery, &key)?;
+        let current = self.current_main(&key)?;
+        let migrated_plain = matches!(current, Current::Good { plain: true });
+        let tmp = write_new_synced(&self.path, ".tmp", &bytes)?;
+        let result = self.install(&tmp, current);
         if result.is_err() {
             // Best effort: the error that matters is the one being returned.
             let _ = fs::remove_file(&tmp);
@@ -308,24 +550,34 @@ impl GalleryStore {
             .and_then(|d| d.sync_all())
             .map_err(io_err("syncing folder", &dir))?;
         self.remove_stale_temporaries(&dir);
-        Ok(())
+        Ok(Saved {
+            key_created,
+            migrated_plain,
+        })
     }
 
-    fn current_main(&self) -> Result<Current, GalleryError> {
+    fn current_main(&self, key: &GalleryKey) -> Result<Current, GalleryError> {
         let bytes = match fs::read(&self.path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Current::Missing),
             // Unreadable counts as damaged: it is moved aside, not deleted.
             Err(_) => return Ok(Current::Bad),
         };
-        match decode(&bytes) {
-            Ok(_) => Ok(Current::Good),
-            Err(FormatError::UnsupportedVersion(v)) if v > FORMAT_VERSION => {
+        match decode(&bytes, Some(key)) {
+            Ok(_) => Ok(Current::Good {
+                plain: parse_header(&bytes).is_ok_and(|p| p.sealing.is_none()),
+            }),
+            Err(error @ FormatError::UnsupportedVersion(v)) if v > FORMAT_VERSION => {
                 Err(GalleryError::Unreadable {
                     path: self.path.clone(),
-                    error: FormatError::UnsupportedVersion(v),
+                    error,
                 })
             }
+            // Sealed with another key: never moved aside and replaced.
+            Err(FormatError::WrongKey { .. }) => Err(GalleryError::WrongKey {
+                gallery: self.path.clone(),
+                key_file: self.key_file.path().to_path_buf(),
+            }),
             Err(_) => Ok(Current::Bad),
         }
     }
@@ -342,17 +594,21 @@ impl GalleryStore {
                     let _ = fs::rename(&aside, main);
                 })
             }
-            Current::Good => {
+            Current::Good { .. } => {
                 // A valid main file stays in place at every instant: the backup becomes a second
                 // name of the current main (made under a temporary name, then renamed over the old
                 // backup), and only then does the new file replace main.
                 let backup = self.backup_path();
-                let link = with_suffix(&backup, &format!(".new-{}", std::process::id()));
-                let _ = fs::remove_file(&link);
+                let link = unique_path(&backup, ".new");
                 if fs::hard_link(main, &link).is_err() {
                     // Filesystems without hard links (FAT): a synced copy does the same job.
                     let bytes = fs::read(main).map_err(io_err("reading", main))?;
-                    write_synced(&link, &bytes)?;
+                    let copy = write_new_synced(&backup, ".new", &bytes)?;
+                    if let Err(e) = rename(&copy, &backup) {
+                        let _ = fs::remove_file(&copy);
+                        return Err(e);
+                    }
+                    return rename(tmp, main);
                 }
                 if let Err(e) = rename(&link, &backup) {
                     let _ = fs::remove_file(&link);
@@ -363,7 +619,106 @@ impl GalleryStore {
         }
     }
 
-    /// Remove temporary files that a killed earlier save left beside the gallery.
+    /// The advisory lock file beside the gallery.
+    pub fn lock_path(&self) -> PathBuf {
+        with_suffix(&self.path, ".lock")
+    }
+
+    /// Take the writers' lock, waiting while another command holds it (for the milliseconds of
+    /// one save). While the service holds it as its lease this fails at once with
+    /// [`GalleryError::Leased`]: its matcher would not see a change made behind its back.
+    pub fn lock(&self) -> Result<GalleryLock, GalleryError> {
+        let lock = self.open_lock()?;
+        match lock.file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                // The holder writes who it is just after locking; give it that moment.
+                std::thread::sleep(Duration::from_millis(20));
+                let holder = lock.holder();
+                if holder.starts_with(SERVICE_HOLDER) {
+                    return Err(GalleryError::Leased {
+                        path: self.path.clone(),
+                        holder,
+                    });
+                }
+                lock.file.lock().map_err(io_err("locking", &lock.path))?;
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io_err("locking", &lock.path)(e)),
+        }
+        let mut lock = lock;
+        lock.set_holder(&format!("command pid={}", std::process::id()));
+        Ok(lock)
+    }
+
+    /// Take the lock for as long as the returned guard lives (the service: its whole run).
+    /// `detail` (e.g. the API socket) is recorded for the error other writers get.
+    pub fn lease(&self, detail: &str) -> Result<GalleryLock, GalleryError> {
+        let lock = self.open_lock()?;
+        match lock.file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                std::thread::sleep(Duration::from_millis(20));
+                let holder = lock.holder();
+                if holder.starts_with(SERVICE_HOLDER) {
+                    return Err(GalleryError::Leased {
+                        path: self.path.clone(),
+                        holder,
+                    });
+                }
+                // A command is saving: wait for it.
+                lock.file.lock().map_err(io_err("locking", &lock.path))?;
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io_err("locking", &lock.path)(e)),
+        }
+        let mut lock = lock;
+        lock.set_holder(&format!(
+            "{SERVICE_HOLDER} pid={} {detail}",
+            std::process::id()
+        ));
+        Ok(lock)
+    }
+
+    /// Load, change and save under the lock: the read-modify-write of one command. Nothing is
+    /// saved when `change` fails. Returns `change`'s answer, where the gallery was loaded from
+    /// and what the save did.
+    pub fn update<T, E: From<GalleryError>>(
+        &self,
+        expected: &EmbedderId,
+        change: impl FnOnce(&mut Gallery) -> Result<T, E>,
+    ) -> Result<(T, LoadSource, Saved), E> {
+        let _lock = self.lock()?;
+        let Loaded {
+            mut gallery,
+            source,
+        } = self.load(expected)?;
+        let out = change(&mut gallery)?;
+        let saved = self.save(&gallery)?;
+        Ok((out, source, saved))
+    }
+
+    fn open_lock(&self) -> Result<GalleryLock, GalleryError> {
+        let path = self.lock_path();
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        // A lock file someone else created may be read-only to us: a shared fd still locks.
+        let file = options
+            .open(&path)
+            .or_else(|_| File::open(&path))
+            .map_err(io_err("opening lock", &path))?;
+        Ok(GalleryLock {
+            file,
+            path,
+            held: false,
+        })
+    }
+
+    /// Remove temporary files that a killed earlier save left beside the gallery. Only called
+    /// under the lock, so no other writer's file is in flight.
     fn remove_stale_temporaries(&self, dir: &Path) {
         let Some(name) = self.path.file_name().and_then(|n| n.to_str()) else {
             return;
@@ -396,9 +751,10 @@ impl GalleryStore {
     }
 }
 
-fn read_gallery(path: &Path) -> Result<Gallery, GalleryError> {
+fn read_gallery(path: &Path, key: Option<&GalleryKey>) -> Result<Gallery, GalleryError> {
+    // Not wiped: a sealed file's bytes are ciphertext (the decrypted body is wiped in decode).
     let bytes = fs::read(path).map_err(io_err("reading", path))?;
-    decode(&bytes).map_err(|error| GalleryError::Unreadable {
+    decode(&bytes, key).map_err(|error| GalleryError::Unreadable {
         path: path.to_path_buf(),
         error,
     })
@@ -423,27 +779,93 @@ fn is_not_found(e: &GalleryError) -> bool {
     matches!(e, GalleryError::Io { error, .. } if error.kind() == io::ErrorKind::NotFound)
 }
 
-fn is_newer_format(e: &GalleryError) -> bool {
-    matches!(
-        e,
-        GalleryError::Unreadable { error: FormatError::UnsupportedVersion(v), .. } if *v > FORMAT_VERSION
-    )
+/// Errors that are not damage: a newer format, or a key that is missing or wrong.
+fn is_final(e: &GalleryError) -> bool {
+    match e {
+        GalleryError::Unreadable { error, .. } => {
+            matches!(
+                error,
+                FormatError::KeyRequired | FormatError::WrongKey { .. }
+            ) || matches!(error, FormatError::UnsupportedVersion(v) if *v > FORMAT_VERSION)
+        }
+        GalleryError::Key(_) => true,
+        _ => false,
+    }
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), GalleryError> {
-    let mut options = OpenOptions::new();
-    // Truncate rather than create_new: a tmp left by a crashed process with a reused pid must
-    // not block every later save.
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // Face templates are biometric data: owner-only.
-        options.mode(0o600);
+/// What the service writes into the lock file while it holds the lease.
+const SERVICE_HOLDER: &str = "facegate service";
+
+/// The writers' lock on a gallery; released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct GalleryLock {
+    file: File,
+    path: PathBuf,
+    /// Set once the lock is taken: a guard that failed to lock must not clear the holder's
+    /// record on drop.
+    held: bool,
+}
+
+impl GalleryLock {
+    fn holder(&self) -> String {
+        fs::read_to_string(&self.path)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
     }
-    let mut file = options.open(path).map_err(io_err("creating", path))?;
-    file.write_all(bytes).map_err(io_err("writing", path))?;
-    file.sync_all().map_err(io_err("syncing", path))
+
+    fn set_holder(&mut self, holder: &str) {
+        self.held = true;
+        // Best effort: the record only improves another writer's error message.
+        let mut f = &self.file;
+        let _ = self.file.set_len(0);
+        let _ = f.write_all(format!("{holder}\n").as_bytes());
+    }
+}
+
+impl Drop for GalleryLock {
+    fn drop(&mut self) {
+        if self.held {
+            let _ = self.file.set_len(0);
+        }
+    }
+}
+
+/// `<path><suffix>-<pid>-<n>`: unique among this process's threads and other processes.
+fn unique_path(path: &Path, suffix: &str) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    with_suffix(path, &format!("{suffix}-{}-{n}", std::process::id()))
+}
+
+/// Write `bytes` to a new file beside `path` and sync it; returns its name.
+fn write_new_synced(path: &Path, suffix: &str, bytes: &[u8]) -> Result<PathBuf, GalleryError> {
+    loop {
+        let tmp = unique_path(path, suffix);
+        let mut options = OpenOptions::new();
+        // create_new: never write into another writer's file; a leftover of a crashed process
+        // with a reused pid just moves us on to the next name.
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            // Face templates are biometric data: owner-only.
+            options.mode(0o600);
+        }
+        let mut file = match options.open(&tmp) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err("creating", &tmp)(e)),
+        };
+        let written = file
+            .write_all(bytes)
+            .map_err(io_err("writing", &tmp))
+            .and_then(|()| file.sync_all().map_err(io_err("syncing", &tmp)));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        return Ok(tmp);
+    }
 }
 
 fn rename(from: &Path, to: &Path) -> Result<(), GalleryError> {
@@ -490,6 +912,7 @@ mod tests {
     use super::super::testutil::{embedder, random_gallery};
     use super::super::Selector;
     use super::*;
+    use crate::keys::MasterKey;
 
     /// Every file in `dir` with its bytes, to show that an operation touched nothing.
     fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -504,10 +927,43 @@ mod tests {
             .collect()
     }
 
-    fn setup() -> (tempfile::TempDir, GalleryStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = GalleryStore::new(dir.path().join("gallery.fg"));
-        (dir, store)
+    /// The gallery's folder, and the key's, kept apart as a real installation keeps them.
+    struct Dirs {
+        gallery: tempfile::TempDir,
+        key: tempfile::TempDir,
+    }
+
+    impl Dirs {
+        fn path(&self) -> &Path {
+            self.gallery.path()
+        }
+    }
+
+    const TEST_KEY: [u8; 32] = [42; 32];
+
+    fn key() -> GalleryKey {
+        GalleryKey::new(&MasterKey::from_bytes(TEST_KEY))
+    }
+
+    fn encode_t(g: &Gallery) -> Result<Vec<u8>, GalleryError> {
+        encode(g, &key())
+    }
+
+    fn decode_t(bytes: &[u8]) -> Result<Gallery, FormatError> {
+        decode(bytes, Some(&key()))
+    }
+
+    fn setup() -> (Dirs, GalleryStore) {
+        let dirs = Dirs {
+            gallery: tempfile::tempdir().unwrap(),
+            key: tempfile::tempdir().unwrap(),
+        };
+        let key_path = dirs.key.path().join("gallery.key");
+        assert!(KeyFile::new(&key_path)
+            .create(&MasterKey::from_bytes(TEST_KEY))
+            .unwrap());
+        let store = GalleryStore::new(dirs.path().join("gallery.fg")).with_key_file(key_path);
+        (dirs, store)
     }
 
     /// Two saves: main holds `b`, the backup holds `a`.
@@ -538,10 +994,13 @@ mod tests {
         // The bytes are postcard(Header) followed by the body, as documented.
         let bytes = fs::read(store.path()).unwrap();
         let summary = inspect(store.path()).unwrap();
+        let parsed = parse_header(&bytes).unwrap();
         let header = Header {
             magic: MAGIC,
             version: FORMAT_VERSION,
             embedder: g.embedder().clone(),
+            key_id: key().id(),
+            nonce: parsed.sealing.unwrap().1,
             body_len: summary.body_len,
             crc32: summary.crc32,
         };
@@ -549,7 +1008,8 @@ mod tests {
             bytes[..summary.header_len],
             postcard::to_allocvec(&header).unwrap()
         );
-        assert!(bytes.starts_with(b"FGGALLRY\x01"));
+        assert!(bytes.starts_with(b"FGGALLRY\x02"));
+        assert_eq!(summary.key_id, Some(key().id()));
         assert_eq!(summary.embedder, *g.embedder());
         assert!(summary.length_matches());
         assert_eq!(summary.file_len, bytes.len() as u64);
@@ -579,13 +1039,19 @@ mod tests {
     fn saves_rotate_the_previous_main_into_the_backup() {
         let (dir, store) = setup();
         let (a, b) = main_and_backup(&store);
-        assert_eq!(decode(&fs::read(store.path()).unwrap()).unwrap(), b);
-        assert_eq!(decode(&fs::read(store.backup_path()).unwrap()).unwrap(), a);
+        assert_eq!(decode_t(&fs::read(store.path()).unwrap()).unwrap(), b);
+        assert_eq!(
+            decode_t(&fs::read(store.backup_path()).unwrap()).unwrap(),
+            a
+        );
         let mut c = b.clone();
         c.remove(&Selector::Id(1)).unwrap();
         store.save(&c).unwrap();
-        assert_eq!(decode(&fs::read(store.path()).unwrap()).unwrap(), c);
-        assert_eq!(decode(&fs::read(store.backup_path()).unwrap()).unwrap(), b);
+        assert_eq!(decode_t(&fs::read(store.path()).unwrap()).unwrap(), c);
+        assert_eq!(
+            decode_t(&fs::read(store.backup_path()).unwrap()).unwrap(),
+            b
+        );
         // No tmp or stash files are left behind.
         let names: Vec<String> = snapshot(dir.path()).into_keys().collect();
         assert_eq!(names, ["gallery.fg", "gallery.fg.bak"]);
@@ -595,10 +1061,10 @@ mod tests {
     fn every_truncation_is_reported_and_the_backup_is_loaded() {
         let (_dir, store) = setup();
         let (a, b) = main_and_backup(&store);
-        let full = encode(&b).unwrap();
+        let full = encode_t(&b).unwrap();
         for cut in 0..full.len() {
             assert!(
-                matches!(decode(&full[..cut]), Err(FormatError::Truncated)),
+                matches!(decode_t(&full[..cut]), Err(FormatError::Truncated)),
                 "cut at {cut}"
             );
         }
@@ -635,7 +1101,7 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last - 100] ^= 0x10;
         assert!(matches!(
-            decode(&bytes),
+            decode_t(&bytes),
             Err(FormatError::ChecksumMismatch { .. })
         ));
         fs::write(store.path(), &bytes).unwrap();
@@ -648,19 +1114,19 @@ mod tests {
 
     #[test]
     fn no_single_flipped_byte_decodes() {
-        let bytes = encode(&random_gallery(12, 16, 3, 2)).unwrap();
+        let bytes = encode_t(&random_gallery(12, 16, 3, 2)).unwrap();
         for i in 0..bytes.len() {
             for bit in [0x01, 0x80] {
                 let mut damaged = bytes.clone();
                 damaged[i] ^= bit;
-                assert!(decode(&damaged).is_err(), "byte {i} bit {bit:#x}");
+                assert!(decode_t(&damaged).is_err(), "byte {i} bit {bit:#x}");
             }
         }
         // A flip inside the embedder id reads as damage, not as a foreign gallery.
         let mut damaged = bytes.clone();
         damaged[12] ^= 0x01;
         assert!(matches!(
-            decode(&damaged),
+            decode_t(&damaged),
             Err(FormatError::ChecksumMismatch { .. })
         ));
     }
@@ -764,12 +1230,12 @@ mod tests {
         let (dir, store) = setup();
         let (a, b) = main_and_backup(&store);
         let mut bytes = fs::read(store.path()).unwrap();
-        assert_eq!(bytes[8], 1, "version is the byte after the magic");
-        bytes[8] = 2;
+        assert_eq!(bytes[8], 2, "version is the byte after the magic");
+        bytes[8] = 3;
         fs::write(store.path(), &bytes).unwrap();
         assert!(matches!(
-            decode(&bytes),
-            Err(FormatError::UnsupportedVersion(2))
+            decode_t(&bytes),
+            Err(FormatError::UnsupportedVersion(3))
         ));
         let before = snapshot(dir.path());
         let err = store.load(a.embedder()).unwrap_err();
@@ -780,7 +1246,7 @@ mod tests {
         let err = store.save(&b).unwrap_err();
         assert!(matches!(
             format_error(&err),
-            FormatError::UnsupportedVersion(2)
+            FormatError::UnsupportedVersion(3)
         ));
         assert_eq!(snapshot(dir.path()), before);
     }
@@ -807,7 +1273,7 @@ mod tests {
             files["gallery.fg.bak"], backup_bytes,
             "the good backup was replaced"
         );
-        assert_eq!(decode(&files["gallery.fg"]).unwrap(), c);
+        assert_eq!(decode_t(&files["gallery.fg"]).unwrap(), c);
         let aside: Vec<_> = files
             .iter()
             .filter(|(name, _)| name.starts_with("gallery.fg.corrupt-"))
@@ -832,7 +1298,8 @@ mod tests {
     #[test]
     fn saving_into_a_missing_folder_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        let store = GalleryStore::new(dir.path().join("nope").join("gallery.fg"));
+        let store = GalleryStore::new(dir.path().join("nope").join("gallery.fg"))
+            .with_key_file(dir.path().join("key/gallery.key"));
         let err = store.save(&random_gallery(13, 8, 1, 1)).unwrap_err();
         assert!(
             matches!(&err, GalleryError::FolderMissing { dir: d } if d == &dir.path().join("nope"))
@@ -870,23 +1337,69 @@ mod tests {
     #[test]
     fn a_failed_save_leaves_main_and_backup_as_they_were() {
         let (dir, store) = setup();
-        let (_, b) = main_and_backup(&store);
-        // A folder where the tmp file goes makes the save fail even for root.
-        let tmp = with_suffix(store.path(), &format!(".tmp-{}", std::process::id()));
-        fs::create_dir(&tmp).unwrap();
+        let (a, b) = main_and_backup(&store);
+        // A non-empty folder where the backup goes makes the save fail even for root.
+        let main_before = fs::read(store.path()).unwrap();
+        fs::rename(store.backup_path(), dir.path().join("old-backup")).unwrap();
+        fs::create_dir(store.backup_path()).unwrap();
+        fs::write(store.backup_path().join("x"), b"x").unwrap();
         let before = snapshot(dir.path());
-        let err = store.save(&b).unwrap_err();
+        let err = store.save(&a).unwrap_err();
+        assert!(matches!(&err, GalleryError::Rename { .. }), "{err}");
+        assert_eq!(snapshot(dir.path()), before, "a temporary file was left");
+        assert_eq!(fs::read(store.path()).unwrap(), main_before);
+        assert_eq!(store.load(b.embedder()).unwrap().gallery, b);
+    }
+
+    #[test]
+    fn temporary_names_are_unique_per_save() {
+        let (dir, _) = setup();
+        let base = dir.path().join("g.fg");
+        let one = write_new_synced(&base, ".tmp", b"1").unwrap();
+        let two = write_new_synced(&base, ".tmp", b"2").unwrap();
+        assert_ne!(one, two);
+        assert_eq!(fs::read(&one).unwrap(), b"1");
+        assert_eq!(fs::read(&two).unwrap(), b"2");
+    }
+
+    #[test]
+    fn threads_updating_under_the_lock_lose_nothing() {
+        let (_dir, store) = setup();
+        let g = random_gallery(20, 8, 0, 1);
+        store.save(&g).unwrap();
+        let embedder = g.embedder().clone();
+        std::thread::scope(|s| {
+            for i in 0..8 {
+                let (store, embedder) = (store.clone(), embedder.clone());
+                s.spawn(move || {
+                    store
+                        .update(&embedder, |g| {
+                            g.add_person(&format!("p{i}"), &[vec![1.0; 8]], 0)
+                        })
+                        .unwrap();
+                });
+            }
+        });
+        assert_eq!(store.load(&embedder).unwrap().gallery.len(), 8);
+    }
+
+    #[test]
+    fn a_lease_refuses_other_writers_by_name_and_ends_with_its_guard() {
+        let (_dir, store) = setup();
+        let lease = store.lease("socket=/run/x.sock").unwrap();
+        let err = store.lock().unwrap_err();
+        assert!(matches!(&err, GalleryError::Leased { .. }), "{err}");
+        let msg = err.to_string();
         assert!(
-            matches!(&err, GalleryError::Io { op: "creating", .. }),
-            "{err}"
+            msg.contains("facegate service") && msg.contains("/run/x.sock"),
+            "{msg}"
         );
-        assert!(
-            err.to_string()
-                .starts_with(&format!("creating {}: ", tmp.display())),
-            "{err}"
-        );
-        assert_eq!(snapshot(dir.path()), before);
-        assert!(tmp.is_dir());
+        assert!(matches!(
+            store.lease("again"),
+            Err(GalleryError::Leased { .. })
+        ));
+        drop(lease);
+        drop(store.lock().unwrap());
     }
 
     #[test]
@@ -915,9 +1428,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let old = std::env::current_dir().unwrap();
         std::env::set_current_dir(dir.path()).unwrap();
-        let store = GalleryStore::new("gallery.fg");
+        let store = GalleryStore::new("gallery.fg").with_key_file(dir.path().join("k/g.key"));
         let g = random_gallery(15, 8, 2, 1);
-        let saved = store.save(&g).and_then(|()| store.save(&g));
+        let saved = store.save(&g).and_then(|_| store.save(&g));
         let loaded = store.load(g.embedder());
         std::env::set_current_dir(old).unwrap();
         saved.unwrap();
@@ -934,7 +1447,7 @@ mod tests {
         bytes.truncate(bytes.len() - 10);
         fs::write(store.path(), &bytes).unwrap();
         let s = inspect(store.path()).unwrap();
-        assert_eq!(s.version, 1);
+        assert_eq!(s.version, 2);
         assert_eq!(s.embedder, *b.embedder());
         assert!(!s.length_matches());
         fs::write(store.path(), b"FGGAL").unwrap();
@@ -955,14 +1468,17 @@ mod tests {
             next_id: g8.next_id,
             people: g8.people.clone(),
         };
-        let bytes = encode(&wrong).unwrap();
-        assert!(matches!(decode(&bytes), Err(FormatError::Inconsistent(_))));
+        let bytes = encode_t(&wrong).unwrap();
+        assert!(matches!(
+            decode_t(&bytes),
+            Err(FormatError::Inconsistent(_))
+        ));
         let reused = Gallery {
             next_id: 2,
             ..g8.clone()
         };
         assert!(matches!(
-            decode(&encode(&reused).unwrap()),
+            decode_t(&encode_t(&reused).unwrap()),
             Err(FormatError::Inconsistent(_))
         ));
         let mut dup = g8.clone();
@@ -973,8 +1489,123 @@ mod tests {
             .try_into()
             .unwrap();
         assert!(matches!(
-            decode(&encode(&dup).unwrap()),
+            decode_t(&encode_t(&dup).unwrap()),
             Err(FormatError::Inconsistent(_))
         ));
+    }
+
+    #[test]
+    fn a_sealed_file_holds_no_template_or_name_bytes() {
+        let (_dir, store) = setup();
+        let g = random_gallery(30, 192, 3, 2);
+        store.save(&g).unwrap();
+        let bytes = fs::read(store.path()).unwrap();
+        let plain = encode_plain_v1(&g).unwrap();
+        for p in g.people() {
+            assert!(!contains(&bytes, p.name.as_bytes()), "{}", p.name);
+            for t in &p.templates {
+                let values: Vec<u8> = t.values().iter().map(|&v| v as u8).collect();
+                // The plain format shows the search works: it finds them there.
+                assert!(contains(&plain, &values[..16]));
+                assert!(!contains(&bytes, &values[..16]));
+                assert!(!contains(&bytes, &t.scale().to_le_bytes()));
+            }
+        }
+        // Two saves of the same gallery differ everywhere after the header (a fresh nonce).
+        let again = encode_t(&g).unwrap();
+        assert_ne!(again, encode_t(&g).unwrap());
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn a_missing_or_wrong_key_is_an_error_that_touches_nothing() {
+        let (dir, store) = setup();
+        let (a, b) = main_and_backup(&store);
+        let before = snapshot(dir.path());
+        let elsewhere = tempfile::tempdir().unwrap();
+        // Missing: load, and save, name the key file; no new key is made.
+        let missing = store
+            .clone()
+            .with_key_file(elsewhere.path().join("none.key"));
+        for err in [
+            missing.load(a.embedder()).unwrap_err(),
+            missing.save(&b).unwrap_err(),
+        ] {
+            assert!(matches!(err, GalleryError::KeyMissing { .. }), "{err}");
+            assert!(err.to_string().contains("none.key"), "{err}");
+        }
+        assert!(!elsewhere.path().join("none.key").exists());
+        // Wrong: another key file.
+        let other = elsewhere.path().join("other.key");
+        KeyFile::new(&other).load_or_create().unwrap();
+        let wrong = store.clone().with_key_file(&other);
+        for err in [
+            wrong.load(a.embedder()).unwrap_err(),
+            wrong.save(&b).unwrap_err(),
+        ] {
+            assert!(matches!(err, GalleryError::WrongKey { .. }), "{err}");
+            assert!(err.to_string().contains("other.key"), "{err}");
+        }
+        // The backup alone (main gone) is not opened with a wrong key either.
+        assert_eq!(snapshot(dir.path()), before);
+        fs::remove_file(store.path()).unwrap();
+        assert!(matches!(
+            wrong.load(a.embedder()),
+            Err(GalleryError::WrongKey { gallery, .. }) if gallery == store.backup_path()
+        ));
+        assert_eq!(store.load(a.embedder()).unwrap().gallery, a);
+    }
+
+    #[test]
+    fn a_plain_gallery_is_read_without_a_key_and_sealed_on_the_next_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_dir = tempfile::tempdir().unwrap();
+        let key_path = key_dir.path().join("keys/gallery.key");
+        let store = GalleryStore::new(dir.path().join("gallery.fg")).with_key_file(&key_path);
+        let mut g = random_gallery(31, 192, 5, 2);
+        let plain = encode_plain_v1(&g).unwrap();
+        fs::write(store.path(), &plain).unwrap();
+        let loaded = store.load(g.embedder()).unwrap();
+        assert_eq!(loaded.source, LoadSource::Main);
+        assert_eq!(loaded.gallery, g);
+        assert!(g.people().iter().all(|p| p.user.is_none()));
+        assert!(!key_path.exists(), "reading must not make a key");
+        g.link_user(&Selector::Id(1), Some("ann")).unwrap();
+        let saved = store.save(&g).unwrap();
+        assert_eq!(
+            saved,
+            Saved {
+                key_created: true,
+                migrated_plain: true
+            }
+        );
+        assert!(inspect(store.path()).unwrap().is_sealed());
+        assert_eq!(fs::read(store.backup_path()).unwrap(), plain);
+        assert_eq!(store.load(g.embedder()).unwrap().gallery, g);
+        let again = store.save(&g).unwrap();
+        assert_eq!(again, Saved::default());
+        assert!(inspect(store.backup_path()).unwrap().is_sealed());
+    }
+
+    #[test]
+    fn a_key_beside_the_gallery_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = GalleryStore::new(dir.path().join("gallery.fg"))
+            .with_key_file(dir.path().join("gallery.key"));
+        let err = store.save(&random_gallery(32, 8, 1, 1)).unwrap_err();
+        assert!(
+            matches!(err, GalleryError::KeyBesideGallery { .. }),
+            "{err}"
+        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        // Through a path that names the same folder another way, too.
+        let sub = dir.path().join("sub");
+        fs::create_dir(&sub).unwrap();
+        let store = GalleryStore::new(sub.join("gallery.fg"))
+            .with_key_file(dir.path().join("sub/../sub/gallery.key"));
+        assert!(store.save(&random_gallery(32, 8, 1, 1)).is_err());
     }
 }

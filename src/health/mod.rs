@@ -1,4 +1,4 @@
-//! `facegate doctor`: can this machine run the terminal as configured? Checks the config, the
+//! The health checks behind `facegate doctor`: can this machine run the terminal as configured? Checks the config, the
 //! models' checksums, the gallery, the camera, the GPIO lines, the display, the decision log and
 //! free disk, through the same code `facegate run` uses where that code has no side effects.
 //! Each check is OK, WARN (works, but look at it) or FAIL (will not work), with a one-line fix.
@@ -7,24 +7,22 @@ use std::fs::{self, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
-use anyhow::Result;
 use serde::Serialize;
-use serde_json::json;
 
-use facegate::config::{Config, IndicatorKind, OutputParams, SYSTEM_CONFIG};
-use facegate::gallery::store::decode;
-use facegate::gallery::{EmbedderId, GalleryError, GalleryStore, LoadSource};
-use facegate::hw::camera::{CameraParams, DirSource};
-use facegate::hw::display::{DisplayKind, FramebufferDisplay};
-use facegate::hw::indicator::LineParams;
-use facegate::runtime::models::ModelDir;
-use facegate::runtime::precision::Precision;
-use facegate::terminal::events::{read_log, LogParams};
-use facegate::vision::pipeline::gallery_id;
-
-use super::Args;
+use crate::config::{Config, IndicatorKind, OutputParams};
+use crate::gallery::seal::GalleryKey;
+use crate::gallery::store::{decode, inspect};
+use crate::gallery::{EmbedderId, GalleryError, GalleryStore, LoadSource};
+use crate::hw::camera::{CameraParams, DirSource};
+use crate::hw::display::{DisplayKind, FramebufferDisplay};
+use crate::hw::indicator::LineParams;
+use crate::keys::{KeyError, KeyFile};
+use crate::runtime::models::{ModelDir, NetFile};
+use crate::runtime::precision::Precision;
+use crate::terminal::event_chain::{self, LogKey};
+use crate::terminal::events::{read_log, LogParams};
+use crate::vision::pipeline::gallery_id;
 
 /// Below this much free space the filesystem is close to full (a log rotation, a gallery save
 /// and the system's own logs compete for it).
@@ -32,22 +30,22 @@ const LOW_DISK_BYTES: u64 = 64 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-enum Status {
+pub enum Status {
     Ok,
     Warn,
     Fail,
 }
 
 #[derive(Debug, Serialize)]
-struct Check {
-    check: String,
-    status: Status,
-    detail: String,
+pub struct Check {
+    pub check: String,
+    pub status: Status,
+    pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    fix: Option<String>,
+    pub fix: Option<String>,
 }
 
-fn ok(check: &str, detail: impl Into<String>) -> Check {
+pub fn ok(check: &str, detail: impl Into<String>) -> Check {
     Check {
         check: check.to_string(),
         status: Status::Ok,
@@ -56,7 +54,7 @@ fn ok(check: &str, detail: impl Into<String>) -> Check {
     }
 }
 
-fn warn(check: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+pub fn warn(check: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
     Check {
         check: check.to_string(),
         status: Status::Warn,
@@ -65,7 +63,7 @@ fn warn(check: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check
     }
 }
 
-fn fail(check: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+pub fn fail(check: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
     Check {
         check: check.to_string(),
         status: Status::Fail,
@@ -74,79 +72,19 @@ fn fail(check: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check
     }
 }
 
-pub fn run(args: &Args) -> Result<ExitCode> {
-    let mut checks = Vec::new();
-    let file = args.config.clone().or_else(|| {
-        Path::new(SYSTEM_CONFIG)
-            .is_file()
-            .then(|| SYSTEM_CONFIG.into())
-    });
-    match super::load_config(args) {
-        Ok(config) => {
-            checks.push(ok(
-                "config",
-                match &file {
-                    Some(f) => format!("{} parses", f.display()),
-                    None => format!("no {SYSTEM_CONFIG}: built-in defaults"),
-                },
-            ));
-            check_all(&config, &mut checks);
-        }
-        Err(e) => checks.push(fail(
-            "config",
-            // toml's message spans lines (a source excerpt): one line per check here.
-            format!("{e:#}")
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .collect::<Vec<_>>()
-                .join(" "),
-            "correct the file (every key is listed in /etc/facegate/config.toml as shipped); \
-             the other checks need a config that parses",
-        )),
-    }
-    report(&checks, args.json);
-    let failed = checks.iter().any(|c| c.status == Status::Fail);
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-fn check_all(config: &Config, checks: &mut Vec<Check>) {
+/// Every check of a machine whose config parsed, in the order a person fixes things.
+pub fn check_all(config: &Config, checks: &mut Vec<Check>) {
     let models = check_models(config, checks);
     check_gallery(config, models.as_ref(), checks);
+    check_key(config, checks);
     checks.push(check_camera(&config.camera));
     checks.push(check_indicator(&config.outputs));
     checks.push(check_display(&config.outputs));
     checks.push(check_log(&config.log));
+    if let Some(c) = check_log_chain(config) {
+        checks.push(c);
+    }
     check_disk(config, checks);
-}
-
-fn report(checks: &[Check], as_json: bool) {
-    let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
-    let (oks, warns, fails) = (count(Status::Ok), count(Status::Warn), count(Status::Fail));
-    if as_json {
-        println!(
-            "{}",
-            json!({ "checks": checks, "ok": oks, "warn": warns, "fail": fails })
-        );
-        return;
-    }
-    let width = checks.iter().map(|c| c.check.len()).max().unwrap_or(0);
-    for c in checks {
-        let tag = match c.status {
-            Status::Ok => "OK",
-            Status::Warn => "WARN",
-            Status::Fail => "FAIL",
-        };
-        println!("{tag:<5} {:<width$} {}", c.check, c.detail);
-        if let Some(fix) = &c.fix {
-            println!("{:<w$} fix: {fix}", "", w = width + 6);
-        }
-    }
-    println!("facegate doctor: {oks} OK, {warns} warning(s), {fails} failure(s)");
 }
 
 /// Every model file named by a manifest against its checksum. Returns the folder when its
@@ -216,7 +154,7 @@ fn check_models(config: &Config, checks: &mut Vec<Check>) -> Option<ModelDir> {
     for id in dir.embedder_ids() {
         match dir.embedder_manifest(&id) {
             Ok(m) => files.push((
-                facegate::runtime::models::NetFile {
+                NetFile {
                     file: m.file,
                     sha256: m.sha256,
                 },
@@ -225,6 +163,7 @@ fn check_models(config: &Config, checks: &mut Vec<Check>) -> Option<ModelDir> {
             Err(e) => checks.push(fail("models", e.to_string(), reinstall)),
         }
     }
+    files.extend(liveness_files(config, &dir, checks));
     for (net, used) in files {
         let name = format!("model {}", net.file);
         checks.push(match dir.read_verified(&net.file, &net.sha256) {
@@ -240,6 +179,74 @@ fn check_models(config: &Config, checks: &mut Vec<Check>) -> Option<ModelDir> {
     Some(dir)
 }
 
+/// The liveness nets of `minifasnet.toml`, each with whether the config uses it; a `liveness`
+/// check fails when the check is enabled but its manifest or a configured net is missing.
+fn liveness_files(
+    config: &Config,
+    dir: &ModelDir,
+    checks: &mut Vec<Check>,
+) -> Vec<(NetFile, bool)> {
+    let params = &config.liveness;
+    let off = "or set [liveness] enabled = false to run without the liveness check";
+    let manifest = match dir.liveness_manifest() {
+        Ok(m) => m,
+        Err(e) if params.enabled => {
+            checks.push(fail(
+                "liveness",
+                e.to_string(),
+                format!("reinstall the package (models/minifasnet.toml and its nets), {off}"),
+            ));
+            return Vec::new();
+        }
+        // Not shipped and not used: nothing to check.
+        Err(_) => return Vec::new(),
+    };
+    if params.enabled {
+        let missing: Vec<&str> = params
+            .models
+            .iter()
+            .filter(|m| !manifest.nets.contains_key(*m))
+            .map(String::as_str)
+            .collect();
+        checks.push(if params.models.is_empty() || !missing.is_empty() {
+            fail(
+                "liveness",
+                format!(
+                    "[liveness] models = {:?}, but {} has {}",
+                    params.models,
+                    dir.liveness_manifest_path().display(),
+                    manifest.nets.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+                format!("name nets of minifasnet.toml in [liveness] models, {off}"),
+            )
+        } else {
+            ok(
+                "liveness",
+                format!(
+                    "nets {}, threshold {}, floor {}",
+                    params.models.join("+"),
+                    params.threshold,
+                    params.floor
+                ),
+            )
+        });
+    }
+    manifest
+        .nets
+        .into_iter()
+        .map(|(name, net)| {
+            let used = params.enabled && params.models.contains(&name);
+            (
+                NetFile {
+                    file: net.file,
+                    sha256: net.sha256,
+                },
+                used,
+            )
+        })
+        .collect()
+}
+
 fn enroll_hint(config: &Config) -> String {
     format!(
         "enroll as the service user: sudo -u facegate facegate --gallery {} enroll NAME PHOTO...",
@@ -249,7 +256,7 @@ fn enroll_hint(config: &Config) -> String {
 
 /// The gallery through the store `facegate run` loads it with, its backup and its mode.
 fn check_gallery(config: &Config, models: Option<&ModelDir>, checks: &mut Vec<Check>) {
-    let store = GalleryStore::new(&config.gallery);
+    let store = GalleryStore::new(&config.gallery).with_key_file(config.key_file());
     let path = store.path().display().to_string();
     let expected: EmbedderId = match models
         .ok_or_else(|| "the models could not be read".to_string())
@@ -336,7 +343,8 @@ fn check_gallery(config: &Config, models: Option<&ModelDir>, checks: &mut Vec<Ch
             } else {
                 ok("gallery", format!("{path}: checksum ok, {contents}"))
             });
-            checks.push(check_backup(&backup, &expected));
+            let key = store.key_file().load().ok().map(|k| GalleryKey::new(&k));
+            checks.push(check_backup(&backup, &expected, key.as_ref()));
         }
     }
     if let Ok(meta) = fs::metadata(store.path()) {
@@ -352,7 +360,7 @@ fn check_gallery(config: &Config, models: Option<&ModelDir>, checks: &mut Vec<Ch
     check_gallery_folder(config, checks);
 }
 
-fn check_backup(backup: &Path, expected: &EmbedderId) -> Check {
+fn check_backup(backup: &Path, expected: &EmbedderId, key: Option<&GalleryKey>) -> Check {
     let name = "gallery backup";
     let shown = backup.display();
     match fs::read(backup) {
@@ -367,7 +375,7 @@ fn check_backup(backup: &Path, expected: &EmbedderId) -> Check {
             format!("{shown}: {e}"),
             "make it readable by the service user",
         ),
-        Ok(bytes) => match decode(&bytes) {
+        Ok(bytes) => match decode(&bytes, key) {
             Ok(g) if g.embedder() == expected => {
                 ok(name, format!("{shown}: checksum ok, {} people", g.len()))
             }
@@ -383,6 +391,96 @@ fn check_backup(backup: &Path, expected: &EmbedderId) -> Check {
             ),
         },
     }
+}
+
+/// The key file: present (or not needed yet), owner-only, outside the gallery's folder, and the
+/// key the gallery was sealed with; a gallery or backup still in the plain format is named.
+fn check_key(config: &Config, checks: &mut Vec<Check>) {
+    let name = "key file";
+    let key_file = KeyFile::new(config.key_file());
+    let shown = key_file.path().display().to_string();
+    let header = inspect(&config.gallery).ok();
+    let restore = "restore the key file from your copy, or set [security] key_file to it";
+    match key_file.load() {
+        Err(KeyError::Missing { .. }) if header.as_ref().is_some_and(|h| h.is_sealed()) => checks
+            .push(fail(
+                name,
+                format!("{shown} does not exist, but the gallery is encrypted"),
+                restore,
+            )),
+        Err(KeyError::Missing { .. }) => checks.push(ok(
+            name,
+            format!("{shown} does not exist yet: the next enroll creates it (0600)"),
+        )),
+        Err(e @ KeyError::LooseMode { .. }) => {
+            checks.push(fail(name, e.to_string(), format!("chmod 600 {shown}")))
+        }
+        Err(e) => checks.push(fail(name, e.to_string(), restore)),
+        Ok(key) => {
+            let id = key.key_id();
+            match header.as_ref().and_then(|h| h.key_id) {
+                Some(g) if g != id => checks.push(fail(
+                    name,
+                    format!(
+                        "{shown} (key id {}) is not the key the gallery was sealed with (key id \
+                         {})",
+                        hex::encode(id),
+                        hex::encode(g)
+                    ),
+                    restore,
+                )),
+                _ => checks.push(ok(
+                    name,
+                    format!("{shown}: mode 0600, key id {}", hex::encode(id)),
+                )),
+            }
+        }
+    }
+    if parent_dir(key_file.path()).canonicalize().ok()
+        == parent_dir(&config.gallery).canonicalize().ok()
+        && parent_dir(key_file.path()).exists()
+    {
+        checks.push(fail(
+            name,
+            format!("{shown} is in the gallery's folder: a copy of the folder carries the key"),
+            "move the key file elsewhere and set [security] key_file to it",
+        ));
+    }
+    let backup = crate::gallery::GalleryStore::new(&config.gallery).backup_path();
+    for (what, path) in [
+        ("gallery", config.gallery.clone()),
+        ("gallery backup", backup),
+    ] {
+        if inspect(&path).is_ok_and(|h| !h.is_sealed()) {
+            checks.push(warn(
+                "encryption",
+                format!("the {what} {} is not encrypted (format 1)", path.display()),
+                "enroll or remove once: each save encrypts the gallery, and the one after it \
+                 replaces the plain backup",
+            ));
+        }
+    }
+}
+
+/// The decision log's MAC chain, when there is a log and a key.
+fn check_log_chain(config: &Config) -> Option<Check> {
+    let key = KeyFile::new(config.key_file()).load().ok()?;
+    let v = event_chain::verify(&config.log, &LogKey::new(&key)).ok()?;
+    if v.files.is_empty() {
+        return None;
+    }
+    Some(match v.first_problem {
+        None => ok(
+            "log chain",
+            format!("{} records verified, chain intact", v.records),
+        ),
+        Some(p) => fail(
+            "log chain",
+            p.to_string(),
+            "keep the log as evidence (facegate log --verify names the record); move it aside \
+             to start a new chain",
+        ),
+    })
 }
 
 /// Enrolment saves next to the gallery: its folder must exist and be writable.

@@ -39,6 +39,8 @@ pub enum Screen {
     Hint(Hint),
     Welcome(String),
     Unknown,
+    /// The liveness check failed.
+    Spoof,
     /// Too many failed attempts; seconds left.
     Locked(u64),
     CameraLost,
@@ -63,6 +65,7 @@ impl Screen {
             Screen::Hint(Hint::HoldStill) => "hold_still",
             Screen::Welcome(_) => "welcome",
             Screen::Unknown => "unknown",
+            Screen::Spoof => "spoof",
             Screen::Locked(_) => "locked",
             Screen::CameraLost => "camera_lost",
             Screen::Enrol { .. } => "enrol",
@@ -98,6 +101,11 @@ impl Screen {
             // The name gets the second line to itself: a long one then still fits large.
             Screen::Welcome(name) => (green, "Welcome".into(), name.clone()),
             Screen::Unknown => (red, "Unknown".into(), "Not recognised".into()),
+            Screen::Spoof => (
+                red,
+                "Photo or screen detected".into(),
+                "Show your face".into(),
+            ),
             Screen::Locked(s) => (red, "Too many tries".into(), format!("Wait {s} s")),
             Screen::CameraLost => (grey, "Camera lost".into(), "Reconnecting...".into()),
             Screen::Enrol {
@@ -480,6 +488,7 @@ mod tests {
             Screen::Hint(Hint::HoldStill),
             Screen::Welcome("Lin-Manuel Miranda".into()),
             Screen::Unknown,
+            Screen::Spoof,
             Screen::Locked(30),
             Screen::CameraLost,
             Screen::Enrol {

@@ -21,12 +21,21 @@ pub enum ImageLoadError {
 /// Decode an image file (format sniffed from its bytes), apply its EXIF orientation and convert
 /// to RGB8 (alpha dropped, grey expanded).
 pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageLoadError> {
+    let bytes = std::fs::read(path).map_err(|source| ImageLoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    decode_rgb(&bytes, path)
+}
+
+/// [`load_rgb`] for bytes already in memory (e.g. sent over the local API); `path` only names
+/// them in errors.
+pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage, ImageLoadError> {
     let io = |source| ImageLoadError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let reader = ImageReader::open(path)
-        .map_err(io)?
+    let reader = ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(io)?;
     if reader.format().is_none() {
@@ -51,22 +60,13 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageLoadError> {
             message: other.to_string(),
         },
     };
-    if reader.format() == Some(image::ImageFormat::Jpeg) {
-        // The JPEG decoder fills a cut-off scan with grey instead of failing; a face "found" in
-        // half a photo is worse than an error, so check the file is complete first.
-        let bytes = std::fs::read(path).map_err(io)?;
-        if !bytes.starts_with(&[0xFF, 0xD8]) {
-            // Named .jpg but not JPEG data (the format was guessed from the extension).
-            return Err(ImageLoadError::Unsupported {
-                path: path.to_path_buf(),
-            });
-        }
-        if !jpeg_is_complete(&bytes) {
-            return Err(ImageLoadError::Corrupt {
-                path: path.to_path_buf(),
-                message: "JPEG data ends before its end-of-image marker".to_string(),
-            });
-        }
+    // The JPEG decoder fills a cut-off scan with grey instead of failing; a face "found" in
+    // half a photo is worse than an error, so check the data is complete first.
+    if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
+        return Err(ImageLoadError::Corrupt {
+            path: path.to_path_buf(),
+            message: "JPEG data ends before its end-of-image marker".to_string(),
+        });
     }
     let mut decoder = reader.into_decoder().map_err(corrupt)?;
     let orientation = decoder.orientation().map_err(corrupt)?;

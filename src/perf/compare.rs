@@ -1,4 +1,4 @@
-//! `facegate bench --compare`: facegate against a Python + onnxruntime implementation of the same
+//! The comparison behind `facegate bench --compare`: facegate against a Python + onnxruntime implementation of the same
 //! pipeline (`bench/ort_pipeline.py`), on the same 640×480 frames and ONNX files, interleaved
 //! frame by frame so that machine load hits both sides alike; one thread, then all cores.
 
@@ -12,14 +12,14 @@ use image::RgbImage;
 use serde::Serialize;
 use serde_json::Value;
 
-use facegate::gallery::Gallery;
-use facegate::media::image_io::load_rgb;
-use facegate::vision::detect::Detection;
-use facegate::vision::embed::cosine;
-use facegate::vision::pipeline::{Pipeline, StageTimes};
+use crate::gallery::Gallery;
+use crate::media::image_io::load_rgb;
+use crate::vision::detect::Detection;
+use crate::vision::embed::cosine;
+use crate::vision::pipeline::{Pipeline, StageTimes};
 
-use super::bench::{machine, peak_rss_kb, synthetic_gallery};
-use super::Context;
+use super::{machine, peak_rss_kb, synthetic_gallery};
+use crate::setup::Setup;
 
 /// Camera-like frame size both sides run on.
 const FRAME: (u32, u32) = (640, 480);
@@ -28,7 +28,7 @@ const STAGES: [&str; 8] = [
 ];
 
 /// What `--compare` needs beyond the plain bench's options.
-pub struct CompareArgs {
+pub struct CompareOptions {
     pub data: PathBuf,
     pub bench_dir: PathBuf,
     pub python: String,
@@ -113,7 +113,7 @@ struct Agreement {
 }
 
 #[derive(Serialize)]
-struct Report {
+pub struct Report {
     machine: String,
     load_average_before: String,
     load_average_after: String,
@@ -130,14 +130,14 @@ struct Report {
     phases: Vec<Phase>,
 }
 
-pub fn run(ctx: &Context, args: CompareArgs) -> Result<()> {
+pub fn run(setup: &Setup, args: &CompareOptions) -> Result<Report> {
     let load_before = load_average();
     let python = ensure_venv(&args.bench_dir, &args.python)?;
     let workdir = tempfile::tempdir().context("creating a folder for the frames")?;
     let frames = prepare_frames(&args.data, args.one_face_frames, workdir.path())?;
 
     let started = Instant::now();
-    let mut pipeline = ctx.pipeline()?;
+    let mut pipeline = setup.pipeline()?;
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     let started = Instant::now();
     pipeline.detector().prepare(FRAME.0, FRAME.1)?;
@@ -159,7 +159,7 @@ pub fn run(ctx: &Context, args: CompareArgs) -> Result<()> {
         let mut ort = OrtSide::start(
             &python,
             &args.bench_dir,
-            ctx,
+            setup,
             &embedder,
             ort_threads,
             args.gallery_people,
@@ -254,12 +254,7 @@ pub fn run(ctx: &Context, args: CompareArgs) -> Result<()> {
         agreement: agreement.expect("the one-thread phase ran"),
         phases,
     };
-    if ctx.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_report(&report);
-    }
-    Ok(())
+    Ok(report)
 }
 
 /// facegate's faces and embeddings of one frame, and the onnxruntime side's reply.
@@ -315,7 +310,7 @@ impl OrtSide {
     fn start(
         python: &Path,
         bench_dir: &Path,
-        ctx: &Context,
+        setup: &Setup,
         embedder: &str,
         threads: usize,
         gallery_people: usize,
@@ -325,7 +320,7 @@ impl OrtSide {
         let mut cmd = Command::new(python);
         cmd.arg(&script)
             .arg("--models")
-            .arg(ctx.models_root())
+            .arg(setup.models_root())
             .args(["--embedder", embedder])
             .args(["--threads", &threads.to_string()])
             .args(["--gallery-people", &gallery_people.to_string()])
@@ -575,18 +570,28 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "n/a".to_string())
 }
 
-fn print_report(r: &Report) {
-    println!(
+impl Report {
+    /// The report as a person reads it: a summary, then one Markdown table per phase.
+    pub fn text(&self) -> String {
+        use std::fmt::Write as _;
+        let r = self;
+        let mut out = String::new();
+        writeln!(
+        out,
         "facegate bench --compare: {} one-face + {} several-face 640×480 frames, {} interleaved runs, embedder {}, 1:N over {}",
         r.frames_one_face, r.frames_several_faces, r.runs, r.embedder, r.gallery
-    );
-    println!("machine: {}", r.machine);
-    println!(
-        "load average: {} before, {} after; reference: {}",
-        r.load_average_before, r.load_average_after, r.onnxruntime
-    );
-    let a = &r.agreement;
-    println!(
+    )
+        .expect("writing to a String");
+        writeln!(out, "machine: {}", r.machine).expect("writing to a String");
+        writeln!(
+            out,
+            "load average: {} before, {} after; reference: {}",
+            r.load_average_before, r.load_average_after, r.onnxruntime
+        )
+        .expect("writing to a String");
+        let a = &r.agreement;
+        writeln!(
+        out,
         "same faces: {}/{} frames with the same count ({} facegate, {} onnxruntime faces, {} matched at IoU ≥ 0.5); IoU min {:.3}, median {:.3}; embedding cosine min {:.4}; all-cores facegate = one-thread facegate: {}",
         a.same_count,
         a.frames,
@@ -597,8 +602,10 @@ fn print_report(r: &Report) {
         a.median_iou,
         a.min_embedding_cosine,
         if a.threads_identical { "yes" } else { "NO" }
-    );
-    println!(
+    )
+        .expect("writing to a String");
+        writeln!(
+        out,
         "model load: facegate {:.0} ms (+ {:.0} ms for the P-Net plans of 640×480), onnxruntime {}",
         r.facegate_load_ms,
         r.facegate_pnet_plans_ms,
@@ -610,45 +617,58 @@ fn print_report(r: &Report) {
             ))
             .collect::<Vec<_>>()
             .join(", ")
-    );
-    println!(
-        "peak RSS: facegate {:.0} MB (whole run), onnxruntime {}",
-        r.facegate_peak_rss_kb as f64 / 1024.0,
-        r.phases
-            .iter()
-            .map(|p| format!(
-                "{:.0} MB ({} threads)",
-                p.onnxruntime_peak_rss_kb as f64 / 1024.0,
-                p.onnxruntime_threads
-            ))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    for p in &r.phases {
-        println!();
-        println!(
-            "facegate {} thread(s) vs onnxruntime {} thread(s): median ms per frame",
-            p.facegate_threads, p.onnxruntime_threads
-        );
-        println!(
-            "| {:<13} | {:<6} | {:>9} | {:>11} | {:>5} | {:>16} |",
-            "frames", "stage", "facegate", "onnxruntime", "ratio", "ort inside run()"
-        );
-        println!(
-            "|{:-<15}|{:-<8}|{:->11}|{:->13}|{:->7}|{:->18}|",
-            "", "", ":", ":", ":", ":"
-        );
-        for s in &p.stages {
-            println!(
-                "| {:<13} | {:<6} | {:>9.2} | {:>11.2} | {:>5.2} | {:>16} |",
-                s.group,
-                s.stage,
-                s.facegate_ms,
-                s.onnxruntime_ms,
-                s.ratio,
-                s.onnxruntime_infer_ms
-                    .map_or(String::new(), |v| format!("{v:.2}"))
-            );
+    )
+        .expect("writing to a String");
+        writeln!(
+            out,
+            "peak RSS: facegate {:.0} MB (whole run), onnxruntime {}",
+            r.facegate_peak_rss_kb as f64 / 1024.0,
+            r.phases
+                .iter()
+                .map(|p| format!(
+                    "{:.0} MB ({} threads)",
+                    p.onnxruntime_peak_rss_kb as f64 / 1024.0,
+                    p.onnxruntime_threads
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+        .expect("writing to a String");
+        for p in &r.phases {
+            out.push('\n');
+            writeln!(
+                out,
+                "facegate {} thread(s) vs onnxruntime {} thread(s): median ms per frame",
+                p.facegate_threads, p.onnxruntime_threads
+            )
+            .expect("writing to a String");
+            writeln!(
+                out,
+                "| {:<13} | {:<6} | {:>9} | {:>11} | {:>5} | {:>16} |",
+                "frames", "stage", "facegate", "onnxruntime", "ratio", "ort inside run()"
+            )
+            .expect("writing to a String");
+            writeln!(
+                out,
+                "|{:-<15}|{:-<8}|{:->11}|{:->13}|{:->7}|{:->18}|",
+                "", "", ":", ":", ":", ":"
+            )
+            .expect("writing to a String");
+            for s in &p.stages {
+                writeln!(
+                    out,
+                    "| {:<13} | {:<6} | {:>9.2} | {:>11.2} | {:>5.2} | {:>16} |",
+                    s.group,
+                    s.stage,
+                    s.facegate_ms,
+                    s.onnxruntime_ms,
+                    s.ratio,
+                    s.onnxruntime_infer_ms
+                        .map_or(String::new(), |v| format!("{v:.2}"))
+                )
+                .expect("writing to a String");
+            }
         }
+        out
     }
 }

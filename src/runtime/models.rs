@@ -4,6 +4,7 @@
 //! file whose sha256 differs from its manifest: a half-copied or swapped model must never produce
 //! embeddings that silently mismatch the enrolled gallery.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -119,6 +120,31 @@ pub struct DetectorManifest {
     pub lfw_accuracy: Option<f32>,
 }
 
+/// The manifest of the liveness nets, written by `models/convert_minifasnet.py`.
+pub const LIVENESS_MANIFEST: &str = "minifasnet.toml";
+
+/// One liveness net inside `models/minifasnet.toml`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LivenessNet {
+    pub file: String,
+    pub sha256: String,
+    /// The crop is this many times the face box.
+    pub scale: f32,
+    pub source: SourceInfo,
+}
+
+/// The manifest of the liveness nets (`models/minifasnet.toml`): the nets by name.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LivenessManifest {
+    pub id: String,
+    pub kind: String,
+    pub channel_order: String,
+    pub input_size: [u32; 2],
+    pub real_class: usize,
+    #[serde(flatten)]
+    pub nets: BTreeMap<String, LivenessNet>,
+}
+
 /// The folder holding the ONNX files and their manifests.
 #[derive(Debug, Clone)]
 pub struct ModelDir {
@@ -182,6 +208,23 @@ impl ModelDir {
         let manifest: DetectorManifest = read_manifest(&path)?;
         check_precision(&path, manifest.precision, precision)?;
         Ok(manifest)
+    }
+
+    /// The manifest of the liveness nets (`minifasnet.toml`).
+    pub fn liveness_manifest(&self) -> Result<LivenessManifest, ModelError> {
+        let path = self.liveness_manifest_path();
+        let manifest: LivenessManifest = read_manifest(&path)?;
+        if manifest.channel_order != "bgr" {
+            return Err(ModelError::Manifest {
+                path,
+                message: format!("unsupported channel_order '{}'", manifest.channel_order),
+            });
+        }
+        Ok(manifest)
+    }
+
+    pub fn liveness_manifest_path(&self) -> PathBuf {
+        self.root.join(LIVENESS_MANIFEST)
     }
 
     /// The embedder `name` in `precision`: `<id>-<precision>.toml` beside the fp32 `<id>.toml`.

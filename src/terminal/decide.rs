@@ -7,12 +7,17 @@
 //! gates are not counted: they give the person a hint instead. Consecutive unknowns lock the
 //! terminal for a while (NIST SP 800-63B rate limiting), and a person accepted moments ago is
 //! not accepted again until their cooldown ends.
+//!
+//! With a [`LivenessRule`], a track is decided only when its deciding window also looks live
+//! (mean liveness score at or above the threshold, no frame below the floor); otherwise it is
+//! decided `spoof`, which counts as a failed attempt like an unknown.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::vision::liveness::LivenessParams;
 // The quality gates and hints are the vision core's; the decider applies them.
 use crate::vision::quality::Quality;
 pub use crate::vision::quality::{Hint, QualityGates};
@@ -75,13 +80,46 @@ pub struct Observation {
     pub identity: Option<Identity>,
     /// The best similarity against anyone, matched or not (for the log).
     pub best_similarity: f32,
+    /// The face's liveness score (0..1), when it was checked.
+    pub liveness: Option<f32>,
+}
+
+/// When a track's frames count as a live person: the score is averaged over the deciding
+/// window, because one frame's score is noisy, and any one frame below `floor` vetoes, because
+/// an attacker only needs the mean to drift up while a live face rarely dips that low.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LivenessRule {
+    pub threshold: f32,
+    pub floor: f32,
+}
+
+impl LivenessRule {
+    /// The rule of the `[liveness]` config section.
+    pub fn of(params: &LivenessParams) -> Self {
+        Self {
+            threshold: params.threshold,
+            floor: params.floor,
+        }
+    }
+
+    /// No scores (nothing was checked) never passes.
+    pub fn passes(&self, scores: &[f32]) -> bool {
+        !scores.is_empty()
+            && scores.iter().sum::<f32>() / scores.len() as f32 >= self.threshold
+            && scores.iter().all(|&s| s >= self.floor)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
-    Accepted { person_id: u32, name: String },
+    Accepted {
+        person_id: u32,
+        name: String,
+    },
     Unknown,
+    /// The face did not look live (a printed photo or a screen).
+    Spoof,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -99,6 +137,9 @@ pub struct Decision {
     /// Frame time since the track was first seen.
     #[serde(serialize_with = "secs")]
     pub track_age: Duration,
+    /// Mean liveness score of the deciding window, when liveness was checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub liveness: Option<f32>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -125,6 +166,8 @@ struct Track {
     last_seen: Duration,
     /// Most recent usable frames: the person matched, if any, and the similarity.
     window: VecDeque<Option<(u32, f32)>>,
+    /// The liveness scores of the same frames.
+    liveness: VecDeque<f32>,
     names: Vec<(u32, String)>,
     /// Usable frames since the track started or last tried.
     usable: usize,
@@ -142,6 +185,7 @@ pub struct Decider {
     recent: Vec<(u32, Duration)>,
     failures: u32,
     locked_until: Option<Duration>,
+    liveness: Option<LivenessRule>,
 }
 
 pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
@@ -166,7 +210,14 @@ impl Decider {
             recent: Vec::new(),
             failures: 0,
             locked_until: None,
+            liveness: None,
         }
+    }
+
+    /// Decide only live-looking tracks (see [`LivenessRule`]).
+    pub fn with_liveness(mut self, rule: Option<LivenessRule>) -> Self {
+        self.liveness = rule;
+        self
     }
 
     pub fn params(&self) -> &DecideParams {
@@ -176,6 +227,23 @@ impl Decider {
     /// Consecutive unknown decisions since the last accept or lockout.
     pub fn failures(&self) -> u32 {
         self.failures
+    }
+
+    /// Drop every track that has matched one of `people` (just removed from the gallery), so
+    /// their earlier matches count for nothing: the face is tracked afresh from the next frame
+    /// and decided against the gallery as it is now. Returns how many tracks were dropped.
+    pub fn forget_people(&mut self, people: &[u32]) -> usize {
+        let before = self.tracks.len();
+        self.tracks
+            .retain(|t| !t.names.iter().any(|(id, _)| people.contains(id)));
+        self.recent.retain(|(id, _)| !people.contains(id));
+        before - self.tracks.len()
+    }
+
+    /// Drop every track (the gallery changed in ways not known one by one).
+    pub fn forget_all(&mut self) -> usize {
+        self.recent.clear();
+        std::mem::take(&mut self.tracks).len()
     }
 
     /// Feed the faces of the frame taken at `now`. Frame times must not go backwards.
@@ -221,6 +289,7 @@ impl Decider {
                 first_seen: now,
                 last_seen: now,
                 window: VecDeque::with_capacity(p.window_frames),
+                liveness: VecDeque::with_capacity(p.window_frames),
                 names: Vec::new(),
                 usable: 0,
                 best_similarity: f32::NEG_INFINITY,
@@ -256,6 +325,10 @@ impl Decider {
             if track.window.len() == self.params.window_frames.max(1) {
                 track.window.pop_front();
             }
+            if track.liveness.len() == self.params.window_frames.max(1) {
+                track.liveness.pop_front();
+            }
+            track.liveness.extend(face.liveness);
             track.window.push_back(face.identity.as_ref().map(|i| {
                 if !track.names.iter().any(|(id, _)| *id == i.person_id) {
                     track.names.push((i.person_id, i.name.clone()));
@@ -303,7 +376,15 @@ impl Decider {
                 best = Some((*id, n, sum));
             }
         }
-        if let Some((person_id, n, sum)) = best.filter(|b| b.1 as usize >= p.accept_frames) {
+        let accept = best.filter(|b| b.1 as usize >= p.accept_frames);
+        if accept.is_none() && track.usable < p.unknown_after_frames.max(1) {
+            return None;
+        }
+        let scores = track.liveness.make_contiguous();
+        let liveness =
+            (!scores.is_empty()).then(|| scores.iter().sum::<f32>() / scores.len() as f32);
+        let spoof = self.liveness.is_some_and(|rule| !rule.passes(scores));
+        if let Some((person_id, n, sum)) = accept.filter(|_| !spoof) {
             track.accepted = true;
             if self.recent.iter().any(|(id, _)| *id == person_id) {
                 // Accepted moments ago (still at the door): no second opening, no log line.
@@ -324,22 +405,26 @@ impl Decider {
                 similarity: sum / n as f32,
                 frames_used: n,
                 track_age: now - track.first_seen,
+                liveness,
             });
-        }
-        if track.usable < p.unknown_after_frames.max(1) {
-            return None;
         }
         let decision = Decision {
             at: now,
             track: track.id,
-            outcome: Outcome::Unknown,
+            outcome: if spoof {
+                Outcome::Spoof
+            } else {
+                Outcome::Unknown
+            },
             similarity: track.best_similarity,
             frames_used: track.usable as u32,
             track_age: now - track.first_seen,
+            liveness,
         };
         // Another try needs as many fresh frames again.
         track.usable = 0;
         track.window.clear();
+        track.liveness.clear();
         track.best_similarity = f32::NEG_INFINITY;
         self.failures += 1;
         if self.failures >= p.max_failures.max(1) {
@@ -379,6 +464,7 @@ mod tests {
                 similarity: sim,
             }),
             best_similarity: sim,
+            liveness: None,
         }
     }
 
@@ -397,6 +483,27 @@ mod tests {
             .enumerate()
             .flat_map(|(i, f)| d.step(at(start + i as u64), f).decisions)
             .collect()
+    }
+
+    #[test]
+    fn forgetting_a_removed_person_drops_their_window_and_their_accepted_track() {
+        let mut d = Decider::new(DecideParams::default());
+        // Four matches: one short of an accept. Removed, then seen as a stranger from then on.
+        assert!(run(&mut d, 0, &vec![vec![alice(100.0)]; 4]).is_empty());
+        assert_eq!(d.forget_people(&[2]), 0, "nobody else's tracks are touched");
+        assert_eq!(d.forget_people(&[1]), 1);
+        // Without the purge one more match would accept; now the old matches count for nothing.
+        let after = run(&mut d, 4, &vec![vec![stranger(100.0)]; 12]);
+        assert_eq!(after.len(), 1, "{after:?}");
+        assert_eq!(after[0].outcome, Outcome::Unknown);
+        // An accepted (silent) track is dropped too, so the face is decided again.
+        let mut d = Decider::new(DecideParams::default());
+        assert_eq!(run(&mut d, 0, &vec![vec![alice(100.0)]; 5]).len(), 1);
+        assert_eq!(d.forget_people(&[1]), 1);
+        let again = run(&mut d, 5, &vec![vec![stranger(100.0)]; 12]);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].outcome, Outcome::Unknown);
+        assert_eq!(d.forget_all(), 1);
     }
 
     #[test]
@@ -468,6 +575,7 @@ mod tests {
             .map(|d| match &d.outcome {
                 Outcome::Accepted { name, .. } => name.as_str(),
                 Outcome::Unknown => "unknown",
+                Outcome::Spoof => "spoof",
             })
             .collect();
         assert_eq!(names, ["alice", "bob"]);
@@ -619,5 +727,58 @@ mod tests {
         assert_eq!(iou(&a, &a), 1.0);
         assert_eq!(iou(&a, &[20.0, 20.0, 30.0, 30.0]), 0.0);
         assert!((iou(&a, &[5.0, 0.0, 15.0, 10.0]) - 1.0 / 3.0).abs() < 1e-6);
+    }
+
+    fn scored(o: Observation, live: f32) -> Observation {
+        Observation {
+            liveness: Some(live),
+            ..o
+        }
+    }
+
+    const RULE: LivenessRule = LivenessRule {
+        threshold: 0.5,
+        floor: 0.1,
+    };
+
+    #[test]
+    fn a_matching_photo_is_a_spoof_and_a_failed_attempt() {
+        let mut d = Decider::new(DecideParams::default()).with_liveness(Some(RULE));
+        let decisions = run(&mut d, 0, &vec![vec![scored(alice(0.0), 0.05)]; 5]);
+        assert_eq!(decisions.len(), 1, "{decisions:?}");
+        assert_eq!(decisions[0].outcome, Outcome::Spoof);
+        assert_eq!(decisions[0].liveness, Some(0.05));
+        assert_eq!(d.failures(), 1);
+    }
+
+    #[test]
+    fn the_window_mean_decides_and_one_frame_below_the_floor_vetoes() {
+        // Scores 0.3 and 0.9 alternate: mean 0.6 over the window, every frame above the floor.
+        let mut d = Decider::new(DecideParams::default()).with_liveness(Some(RULE));
+        let frames: Vec<_> = (0..5)
+            .map(|i| vec![scored(alice(0.0), if i % 2 == 0 { 0.3 } else { 0.9 })])
+            .collect();
+        let decisions = run(&mut d, 0, &frames);
+        assert!(matches!(decisions[0].outcome, Outcome::Accepted { .. }));
+        // High scores but one frame at 0.05: refused.
+        let mut d = Decider::new(DecideParams::default()).with_liveness(Some(RULE));
+        let mut frames = vec![vec![scored(alice(0.0), 0.99)]; 5];
+        frames[2] = vec![scored(alice(0.0), 0.05)];
+        let decisions = run(&mut d, 0, &frames);
+        assert_eq!(decisions[0].outcome, Outcome::Spoof);
+    }
+
+    #[test]
+    fn a_stranger_photo_is_a_spoof_too() {
+        let mut d = Decider::new(DecideParams::default()).with_liveness(Some(RULE));
+        let decisions = run(&mut d, 0, &vec![vec![scored(stranger(0.0), 0.0)]; 12]);
+        assert_eq!(decisions.len(), 1);
+        assert_eq!(decisions[0].outcome, Outcome::Spoof);
+    }
+
+    #[test]
+    fn without_scores_the_rule_never_passes() {
+        assert!(!RULE.passes(&[]));
+        assert!(RULE.passes(&[0.5]));
     }
 }

@@ -210,6 +210,7 @@ mod tests {
                 sharpness: 200.0,
                 yaw_deg: yaw,
             },
+            liveness: None,
             embedding: e,
         }
     }

@@ -1,7 +1,11 @@
 //! The run loop of a door terminal: frames from a [`Resilient`] source through the pipeline and
 //! gallery into the [`Decider`], decisions out to the indicator, display and decision log.
 
+pub mod attendance;
+pub mod camera_enrol;
 pub mod decide;
+pub mod devices;
+pub mod event_chain;
 pub mod events;
 pub mod guided_enrol;
 pub mod snapshots;
@@ -9,7 +13,9 @@ pub mod snapshots;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::gallery::{Gallery, GalleryError, Match};
+use crate::gallery::live::{LiveGallery, Removed};
+use crate::gallery::operating_point::Rule;
+use crate::gallery::{GalleryError, Match};
 use crate::hw::camera::{Resilient, SourceEvent};
 use crate::hw::display::{Display, Screen};
 use crate::hw::indicator::{Indicator, Signal};
@@ -60,8 +66,11 @@ pub struct Report {
 
 pub struct Terminal<'a> {
     pub pipeline: &'a Pipeline,
-    pub gallery: &'a Gallery,
-    pub threshold: f32,
+    /// Shared with the API, which may change it while the terminal runs.
+    pub gallery: &'a LiveGallery,
+    /// The door's threshold rule, applied to the size of the gallery each face is matched
+    /// against: the threshold follows every enrolment and removal.
+    pub door: Rule,
     pub decider: Decider,
     pub indicator: Box<dyn Indicator + 'a>,
     pub display: Option<Box<dyn Display + 'a>>,
@@ -139,9 +148,17 @@ impl Terminal<'_> {
             let Some(chip) = chip else { continue };
             let quality = Quality::measure(&det, &chip);
             let mut nearest = String::new();
+            let mut liveness = None;
             let (identity, best) = if gates.check(&quality).is_some() {
                 (None, f32::NAN)
             } else {
+                liveness = match self.pipeline.check_liveness(&used, &det, times) {
+                    Ok(l) => l.map(|l| l.score),
+                    Err(e) => {
+                        log::warn!("frame {}: {e}", frame.index);
+                        continue;
+                    }
+                };
                 let started = Instant::now();
                 let embedding = match embedder.embed(&chip) {
                     Ok(e) => e,
@@ -151,7 +168,12 @@ impl Terminal<'_> {
                     }
                 };
                 times.embed += started.elapsed();
-                match self.gallery.best_match(&embedding, self.threshold)? {
+                // One read per face: a writer swapping in a new gallery never waits for a frame.
+                let matched = {
+                    let g = self.gallery.read();
+                    g.best_match(&embedding, self.door.at(g.template_count()).threshold)?
+                };
+                match matched {
                     Match::Known(c) => (
                         Some(Identity {
                             person_id: c.person_id,
@@ -169,7 +191,7 @@ impl Terminal<'_> {
                 }
             };
             log::debug!(
-                "frame {} t={:.2}s face {:?} size {:.0} light {:.0} sharp {:.0} yaw {:.0} -> {} {:.3} (nearest {nearest})",
+                "frame {} t={:.2}s face {:?} size {:.0} light {:.0} sharp {:.0} yaw {:.0} live {:?} -> {} {:.3} (nearest {nearest})",
                 frame.index,
                 frame.timestamp.as_secs_f32(),
                 det.bbox.map(|v| v.round() as i32),
@@ -177,6 +199,7 @@ impl Terminal<'_> {
                 quality.brightness,
                 quality.sharpness,
                 quality.yaw_deg,
+                liveness,
                 identity.as_ref().map_or("-", |i| i.name.as_str()),
                 best
             );
@@ -185,6 +208,7 @@ impl Terminal<'_> {
                 quality,
                 identity,
                 best_similarity: best,
+                liveness,
             });
         }
         Ok(out)
@@ -196,6 +220,7 @@ impl Terminal<'_> {
                 (EventOutcome::Accepted, Some(*person_id), Some(name.clone()))
             }
             Outcome::Unknown => (EventOutcome::Unknown, None, None),
+            Outcome::Spoof => (EventOutcome::Spoof, None, None),
         };
         let event = Event {
             unix_ms: SystemTime::now()
@@ -218,6 +243,29 @@ impl Terminal<'_> {
         event
     }
 
+    /// Bring the decision state up to the gallery's current generation: tracks that matched a
+    /// removed person are dropped, so nobody is let in on matches made before their removal.
+    fn apply_gallery_changes(&mut self, seen: &mut u64) {
+        let Some(changes) = self.gallery.changes_since(*seen) else {
+            return;
+        };
+        let dropped = match &changes.removed {
+            Removed::People(ids) if ids.is_empty() => 0,
+            Removed::People(ids) => self.decider.forget_people(ids),
+            Removed::Unknown => self.decider.forget_all(),
+        };
+        if dropped > 0 {
+            log::info!("gallery changed: dropped {dropped} decision track(s) of removed people");
+        }
+        let templates = self.gallery.read().template_count();
+        log::info!(
+            "gallery changed: {templates} templates, door threshold {:.4}",
+            self.door.at(templates).threshold
+        );
+        *seen = changes.generation;
+        self.gallery.acknowledge(changes.generation);
+    }
+
     /// Run until the source ends, `max_frames` frames were read, or `stop` is set.
     pub fn run(
         &mut self,
@@ -234,8 +282,12 @@ impl Terminal<'_> {
         self.signal(Signal::Idle, Duration::ZERO);
         self.show(&Screen::Idle);
         let every = u64::from(self.every_nth.max(1));
+        let gallery = self.gallery;
+        let _matcher = gallery.attach_matcher();
+        let mut seen = gallery.generation();
         while !stop.load(Ordering::Relaxed) && max_frames.is_none_or(|m| report.frames_read < m) {
             observer.heartbeat();
+            self.apply_gallery_changes(&mut seen);
             let now = Instant::now();
             let clock = now - started;
             if let Err(e) = self.indicator.tick(clock) {
@@ -282,7 +334,8 @@ impl Terminal<'_> {
             report.analyse += read_at.elapsed();
             for d in &step.decisions {
                 let event = self.record(d);
-                if let (Outcome::Unknown, Some(snaps)) = (&d.outcome, &self.snapshots) {
+                let refused = matches!(d.outcome, Outcome::Unknown | Outcome::Spoof);
+                if let (true, Some(snaps)) = (refused, &self.snapshots) {
                     // A full card must not stop the door: say so and carry on.
                     match snaps.save(&frame.image, event.unix_ms, d.track) {
                         Ok(p) => log::info!("snapshot {}", p.display()),
@@ -295,6 +348,7 @@ impl Terminal<'_> {
                         (Signal::Accept, Screen::Welcome(name.clone()))
                     }
                     Outcome::Unknown => (Signal::Reject, Screen::Unknown),
+                    Outcome::Spoof => (Signal::Reject, Screen::Spoof),
                 };
                 // Now, not the loop's start: analysing the frame took time, and the relay pulse
                 // must last its full length from the decision on.

@@ -11,6 +11,7 @@ use crate::vision::align::align_face;
 use crate::vision::detect::{DetectError, DetectTimes, Detection, DetectorParams, Mtcnn};
 use crate::vision::embed::{EmbedError, Embedder};
 use crate::vision::enhance;
+use crate::vision::liveness::{Liveness, LivenessError, LivenessScore};
 use crate::vision::quality::Quality;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +22,8 @@ pub enum PipelineError {
     Detect(#[from] DetectError),
     #[error(transparent)]
     Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Liveness(#[from] LivenessError),
 }
 
 /// When to retry a dark image on an equalised copy.
@@ -47,6 +50,9 @@ pub struct Face {
     #[serde(flatten)]
     pub detection: Detection,
     pub quality: Quality,
+    /// Present when the pipeline has a liveness check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub liveness: Option<LivenessScore>,
     pub embedding: Vec<f32>,
 }
 
@@ -63,6 +69,7 @@ pub struct Analysis {
 pub struct StageTimes {
     pub detect: DetectTimes,
     pub align: Duration,
+    pub liveness: Duration,
     pub embed: Duration,
 }
 
@@ -70,6 +77,7 @@ pub struct Pipeline {
     detector: Mtcnn,
     embedder: Embedder,
     low_light: LowLightParams,
+    liveness: Option<Liveness>,
 }
 
 impl Pipeline {
@@ -83,6 +91,7 @@ impl Pipeline {
             detector: Mtcnn::load(dir, detector)?,
             embedder: Embedder::load(dir, embedder)?,
             low_light,
+            liveness: None,
         })
     }
 
@@ -98,6 +107,7 @@ impl Pipeline {
             detector: Mtcnn::from_manifest(dir, detector_manifest, detector)?,
             embedder: Embedder::from_manifest(dir, embedder)?,
             low_light,
+            liveness: None,
         })
     }
 
@@ -121,6 +131,31 @@ impl Pipeline {
 
     pub fn embedder(&self) -> &Embedder {
         &self.embedder
+    }
+
+    /// Check every described face for liveness (`None`: no check).
+    pub fn set_liveness(&mut self, liveness: Option<Liveness>) {
+        self.liveness = liveness;
+    }
+
+    pub fn liveness(&self) -> Option<&Liveness> {
+        self.liveness.as_ref()
+    }
+
+    /// The liveness of the face at `detection` in `image` (`None` without a check).
+    pub fn check_liveness(
+        &self,
+        image: &RgbImage,
+        detection: &Detection,
+        times: &mut StageTimes,
+    ) -> Result<Option<LivenessScore>, PipelineError> {
+        let Some(l) = &self.liveness else {
+            return Ok(None);
+        };
+        let started = Instant::now();
+        let score = l.check(image, &detection.bbox)?;
+        times.liveness += started.elapsed();
+        Ok(Some(score))
     }
 
     /// Find faces, retrying once on an equalised copy when none is found in a dark image.
@@ -158,12 +193,14 @@ impl Pipeline {
         let Some(chip) = chip else {
             return Ok(None);
         };
+        let liveness = self.check_liveness(image, &detection, times)?;
         let started = Instant::now();
         let embedding = self.embedder.embed(&chip)?;
         times.embed += started.elapsed();
         Ok(Some(Face {
             detection,
             quality: Quality::measure(&detection, &chip),
+            liveness,
             embedding,
         }))
     }
@@ -232,17 +269,21 @@ impl Pipeline {
             let (f, t) = part?;
             faces.extend(f);
             busy.align += t.align;
+            busy.liveness += t.liveness;
             busy.embed += t.embed;
         }
         let wall = started.elapsed();
-        let spent = (busy.align + busy.embed).as_secs_f64();
-        let share = if spent > 0.0 {
-            busy.align.as_secs_f64() / spent
-        } else {
-            0.0
+        let spent = (busy.align + busy.liveness + busy.embed).as_secs_f64();
+        let share = |d: Duration| {
+            if spent > 0.0 {
+                d.as_secs_f64() / spent
+            } else {
+                0.0
+            }
         };
-        times.align += wall.mul_f64(share);
-        times.embed += wall.mul_f64(1.0 - share);
+        times.align += wall.mul_f64(share(busy.align));
+        times.liveness += wall.mul_f64(share(busy.liveness));
+        times.embed += wall.mul_f64(share(busy.embed));
         Ok(faces)
     }
 }
@@ -255,9 +296,23 @@ pub fn central_embeddings(
     threads: usize,
     progress: &(dyn Fn() + Sync),
 ) -> Result<Vec<Option<Vec<f32>>>, PipelineError> {
+    map_images(images, threads, progress, |image, times| {
+        let analysis = pipeline.analyse(image, times)?;
+        Ok(analysis.faces.into_iter().next().map(|f| f.embedding))
+    })
+}
+
+/// `per_image` of each decoded image, on `threads` threads, results in the order of `images`;
+/// `progress` is called once per finished image.
+pub fn map_images<T: Send>(
+    images: &[std::path::PathBuf],
+    threads: usize,
+    progress: &(dyn Fn() + Sync),
+    per_image: impl Fn(&RgbImage, &mut StageTimes) -> Result<Option<T>, PipelineError> + Sync,
+) -> Result<Vec<Option<T>>, PipelineError> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let next = AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Vec<f32>>>> =
+    let results: Vec<std::sync::Mutex<Option<T>>> =
         images.iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| -> Result<(), PipelineError> {
         let workers: Vec<_> = (0..threads.max(1))
@@ -270,9 +325,8 @@ pub fn central_embeddings(
                             return Ok(());
                         };
                         let image = crate::media::image_io::load_rgb(path)?;
-                        let analysis = pipeline.analyse(&image, &mut times)?;
-                        *results[i].lock().unwrap_or_else(|e| e.into_inner()) =
-                            analysis.faces.into_iter().next().map(|f| f.embedding);
+                        let value = per_image(&image, &mut times)?;
+                        *results[i].lock().unwrap_or_else(|e| e.into_inner()) = value;
                         progress();
                     }
                 })

@@ -105,13 +105,23 @@ pub fn images_in(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The real `facegate` binary, with the test's models folder.
+/// The real `facegate` binary, with the test's models folder. Its API socket is in a folder
+/// that does not exist, so no test meets a service it did not start (tests that want one set
+/// `FACEGATE_SOCKET`).
 pub fn facegate() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_facegate"));
     cmd.env("FACEGATE_MODELS", models_dir())
+        .env("FACEGATE_SOCKET", "/nonexistent/facegate-test/api.sock")
         .env_remove("FACEGATE_GALLERY")
         .env_remove("FACEGATE_CONFIG")
         .env_remove("FACEGATE_EMBEDDER")
-        .env_remove("FACEGATE_PRECISION");
+        .env_remove("FACEGATE_PRECISION")
+        // One key for all tests, outside every test's gallery folder (created on first use).
+        .env("FACEGATE_KEY_FILE", test_key_file());
     cmd
+}
+
+/// The key file the tests' `facegate` runs use unless a test sets its own.
+pub fn test_key_file() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("facegate-test-keys/gallery.key")
 }
