@@ -390,4 +390,33 @@ mod tests {
         );
         assert!(!err.contains("already-enrolled Zed"), "{err}");
     }
+
+    #[test]
+    fn the_door_threshold_follows_the_gallery_size() {
+        use crate::gallery::operating_point::ImpostorTail;
+        let tail = ImpostorTail {
+            kind: "impostor-scores".into(),
+            embedder: "e".into(),
+            model_sha256: "00".into(),
+            comparisons: 100_000,
+            source: "test".into(),
+            survival: vec![0.1, 0.01, 0.001, 0.0001],
+            score: vec![0.2, 0.3, 0.4, 0.5],
+            tail_rate: 23.0,
+        };
+        let door = Rule::derived(1e-2, tail).unwrap();
+        let small = random_gallery(1, 8, 1, 1);
+        let large = random_gallery(2, 8, 40, 2);
+        let t = |g: &Gallery| list_json(g, &door)["threshold"].as_f64().unwrap();
+        let op = list_json(&large, &door)["operating_point"].clone();
+        assert_eq!(op["rule"], "derived");
+        assert_eq!(op["comparisons"], 80);
+        assert!(
+            t(&large) > t(&small) + 0.1,
+            "{} vs {}",
+            t(&large),
+            t(&small)
+        );
+        assert!(describe_operating_point(&op).contains("against 80 templates"));
+    }
 }
