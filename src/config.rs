@@ -61,6 +61,74 @@ pub struct Config {
     pub service: ServiceParams,
     /// The key file the gallery and the decision log are sealed with.
     pub security: SecurityParams,
+    /// Face login (pam_facegate): where its frames come from, its threshold, its rate limit.
+    pub login: LoginConfig,
+}
+
+/// What the station's camera is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StationMode {
+    /// A door terminal: the run loop owns the camera; face login listens to its frames.
+    #[default]
+    Door,
+    /// Only a login station: no door loop; the camera is opened for each login request.
+    Login,
+    /// A door that also logs people in: as `door`.
+    Both,
+}
+
+impl StationMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Door => "door",
+            Self::Login => "login",
+            Self::Both => "both",
+        }
+    }
+}
+
+/// The `[login]` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginConfig {
+    pub mode: StationMode,
+    /// Cosine similarity a frame needs to count for the account; unset: the embedder's
+    /// calibrated login point (`login::login_threshold`, FAR 1e-5).
+    pub threshold: Option<f32>,
+    /// Consecutive matching frames that log the user in.
+    pub accept_frames: u32,
+    /// Face frames below the threshold (without a match between) that end an attempt.
+    pub reject_frames: u32,
+    /// Frames judged a photo that end an attempt as a spoof.
+    pub spoof_frames: u32,
+    /// Accept requests without liveness (the module's `nolive` option). Off: a photo of the
+    /// user could log in without it, so it needs saying twice, here and on the PAM line.
+    pub allow_nolive: bool,
+    /// Mean luma (0-255) below which a frame with no face counts as too dark.
+    pub dark_luma: f32,
+    /// Failures in a row before face login for that account pauses.
+    pub free_failures: u32,
+    /// The first pause, doubling with each further failure up to `max_pause_s`.
+    pub first_pause_s: u64,
+    pub max_pause_s: u64,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        Self {
+            mode: StationMode::Door,
+            threshold: None,
+            accept_frames: 3,
+            reject_frames: 5,
+            spoof_frames: 2,
+            allow_nolive: false,
+            dark_luma: 40.0,
+            free_failures: 5,
+            first_pause_s: 30,
+            max_pause_s: 15 * 60,
+        }
+    }
 }
 
 /// The `[security]` section.
@@ -89,6 +157,7 @@ impl Default for Config {
             liveness: Default::default(),
             service: ServiceParams::default(),
             security: SecurityParams::default(),
+            login: LoginConfig::default(),
         }
     }
 }
@@ -260,6 +329,29 @@ mod tests {
         // The default log name is kept as is; a configured one is relative to the file.
         assert_eq!(c.log.path, PathBuf::from("events.fglog"));
         std::fs::write(&path, "[decide]\nacept_frames = 4\n").unwrap();
+        assert!(Config::load(Some(&path)).is_err());
+    }
+
+    #[test]
+    fn login_section_parses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[login]\nmode = \"login\"\nthreshold = 0.7\nallow_nolive = true\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.login.mode, StationMode::Login);
+        assert_eq!(c.login.threshold, Some(0.7));
+        assert!(c.login.allow_nolive);
+        assert_eq!(c.login.free_failures, 5);
+        let d = Config::default().login;
+        assert_eq!(
+            (d.mode, d.threshold, d.allow_nolive),
+            (StationMode::Door, None, false)
+        );
+        std::fs::write(&path, "[login]\nmode = \"kiosk\"\n").unwrap();
         assert!(Config::load(Some(&path)).is_err());
     }
 

@@ -17,6 +17,8 @@ pub mod health;
 pub mod hw;
 /// The key file: one secret behind the gallery's sealing and the decision log's chain.
 pub mod keys;
+/// Face login: the 1:1 decision over frames at the login threshold, and the per-account limit.
+pub mod login;
 /// Pictures in: still images decoded from files, camera frames and their pixel formats.
 pub mod media;
 /// Speed, measured: per-stage bench and the comparison against onnxruntime.

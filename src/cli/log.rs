@@ -98,6 +98,27 @@ pub fn run(ctx: &Context, args: LogArgs) -> Result<ExitCode> {
             );
         }
     }
+    // Face-login attempts (pam_facegate), after the door's decisions.
+    for l in &contents.logins {
+        if ctx.json {
+            println!(
+                "{}",
+                json!({ "time": rfc3339(l.unix_ms), "kind": "login", "login": l })
+            );
+        } else {
+            let score = l.score.map_or("none".into(), |s| format!("{s:.3}"));
+            println!(
+                "{} login {} {} score {score} frames {} uid {} ({} ms{})",
+                rfc3339(l.unix_ms),
+                l.user,
+                l.outcome,
+                l.frames,
+                l.peer_uid,
+                l.duration_ms,
+                if l.liveness { "" } else { ", without liveness" }
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -19,6 +19,7 @@ mod enroll;
 mod eval;
 mod identify;
 mod log;
+mod login_test;
 mod people;
 mod run;
 mod verify;
@@ -89,6 +90,8 @@ enum Command {
     Run(run::RunArgs),
     /// Print the decision log
     Log(log::LogArgs),
+    /// Run the face-login check pam_facegate makes for USER through the service, step by step
+    LoginTest(login_test::LoginTestArgs),
     /// Check that this machine can run the terminal as configured, and say what to fix
     Doctor,
 }
@@ -162,6 +165,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Eval(a) => eval::run(&ctx, a),
         Command::Run(a) => run::run(&ctx, a),
         Command::Log(a) => log::run(&ctx, a),
+        Command::LoginTest(a) => login_test::run(&ctx, a),
         Command::Doctor => unreachable!("handled above"),
     }
 }

@@ -11,16 +11,19 @@ use anyhow::{Context as _, Result};
 use clap::Parser;
 use serde_json::json;
 
+use facegate::config::StationMode;
 use facegate::gallery::live::LiveGallery;
 use facegate::gallery::operating_point::Rule;
 use facegate::hw::camera::Resilient;
 use facegate::service::feed::Feed;
+use facegate::service::frames::FrameFeed;
+use facegate::service::verify::{FrameSupply, LoginStation};
 use facegate::service::{ops, server};
 use facegate::terminal::decide::{Decider, Decision, LivenessRule, Outcome};
 use facegate::terminal::devices;
 use facegate::terminal::events::{Event, EventLog};
 use facegate::terminal::snapshots::Snapshots;
-use facegate::terminal::{Observer, Terminal};
+use facegate::terminal::{AnalysedFrame, Observer, SharedLog, Terminal};
 
 use super::Context;
 
@@ -58,6 +61,8 @@ struct CliObserver {
     watchdog: Option<Duration>,
     last_ping: Instant,
     feed: Arc<Feed>,
+    /// Face login listens to the door's frames here.
+    frames: Arc<FrameFeed>,
 }
 
 impl Observer for CliObserver {
@@ -110,6 +115,12 @@ impl Observer for CliObserver {
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(status)]);
     }
 
+    fn analysed(&mut self, frame: &AnalysedFrame) {
+        if self.frames.wanted() {
+            self.frames.publish(frame.clone());
+        }
+    }
+
     fn heartbeat(&mut self) {
         if let Some(every) = self.watchdog {
             if self.last_ping.elapsed() >= every {
@@ -128,6 +139,7 @@ fn serve_api(
     live: &Arc<LiveGallery>,
     feed: &Arc<Feed>,
     door: &Rule,
+    login: Arc<LoginStation>,
 ) -> Result<Option<server::Server>> {
     let state = server::State {
         live: live.clone(),
@@ -135,10 +147,11 @@ fn serve_api(
         pipeline: pipeline.clone(),
         door: door.clone(),
         feed: feed.clone(),
+        login,
         info: server::Info {
             embedder: ctx.variants()?.0.id.clone(),
             models: ctx.model_files()?,
-            mode: "door",
+            mode: ctx.config.login.mode.as_str(),
         },
         started: Instant::now(),
     };
@@ -187,8 +200,10 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
             ctx.config.gallery.display()
         );
     }
+    let mode = ctx.config.login.mode;
     let (mut open, is_device) = devices::opener(&camera)?;
-    if !is_device {
+    // A login station opens the camera per request: a missing one is that request's error.
+    if !is_device && mode != StationMode::Login {
         // A missing folder or file is a mistake to report now, not a camera to wait for.
         open().map_err(anyhow::Error::from)?;
     }
@@ -198,13 +213,27 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
         .load_or_create()
         .with_context(|| "the decision log is chained with the key file's key")?
         .0;
-    let events = EventLog::open(&log_params, &key)
-        .with_context(|| format!("opening the decision log {}", log_params.path.display()))?;
+    let events: SharedLog = Arc::new(std::sync::Mutex::new(
+        EventLog::open(&log_params, &key)
+            .with_context(|| format!("opening the decision log {}", log_params.path.display()))?,
+    ));
     let people = gallery.len();
     let operating_point = door.at(gallery.template_count());
     let live = Arc::new(LiveGallery::new(gallery));
     let feed = Arc::new(Feed::default());
-    let _server = serve_api(ctx, &pipeline, &live, &feed, &door)?;
+    let frames = Arc::new(FrameFeed::default());
+    let supply = match mode {
+        StationMode::Login => FrameSupply::Camera(camera.clone()),
+        StationMode::Door | StationMode::Both => FrameSupply::Shared(frames.clone()),
+    };
+    let embedder = ctx.variants()?.0.id.clone();
+    let station = LoginStation::new(
+        ctx.config.login.clone(),
+        &embedder,
+        supply,
+        Some(events.clone()),
+    );
+    let _server = serve_api(ctx, &pipeline, &live, &feed, &door, Arc::new(station))?;
     let mut terminal = Terminal {
         pipeline: &pipeline,
         gallery: &live,
@@ -242,7 +271,16 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
         watchdog,
         last_ping: Instant::now(),
         feed,
+        frames,
     };
+    if mode == StationMode::Login {
+        eprintln!("facegate: login station: the camera opens only for a login request");
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            observer.heartbeat();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = terminal.run(&mut source, &stop, args.max_frames, &mut observer)?;
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
 

@@ -440,6 +440,22 @@ impl Gallery {
             .find(|p| p.user.as_deref() == Some(login))
     }
 
+    /// 1:1: the best cosine of `query` to person `person_id`'s templates (None: no such person
+    /// or no template). Face login compares only with the account's own person.
+    pub fn similarity_to(
+        &self,
+        person_id: u32,
+        query: &[f32],
+    ) -> Result<Option<f32>, GalleryError> {
+        let query = self.unit_query(query)?;
+        Ok(self
+            .people
+            .iter()
+            .find(|p| p.id == person_id)
+            .and_then(|p| best_template(p, &query))
+            .map(|(_, similarity)| similarity))
+    }
+
     /// Remove everyone; `next_id` stays, so old ids still mean nobody.
     pub fn clear(&mut self) {
         self.people.clear();

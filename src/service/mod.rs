@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod feed;
+pub mod frames;
 pub mod ops;
 pub mod peer;
 pub mod protocol;

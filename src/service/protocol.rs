@@ -21,6 +21,8 @@ pub enum ErrorCode {
     Unavailable,
     NotEnrolled,
     RateLimited,
+    /// verify_user asked for liveness and this service cannot check it.
+    LivenessUnavailable,
     Internal,
 }
 

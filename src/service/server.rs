@@ -25,7 +25,7 @@ use super::peer::{self, Groups, Peer};
 use super::protocol::{
     decode_request, error_line, event_line, ok_line, ApiError, ErrorCode, Faces, Request, MAX_LINE,
 };
-use super::verify::{self, VerifyContext};
+use super::verify::{self, LoginStation, VerifyContext};
 use super::ServiceParams;
 
 /// A client that sends nothing for this long is disconnected.
@@ -62,6 +62,8 @@ pub struct State {
     /// is at that moment, so the threshold follows each enrolment and removal.
     pub door: Rule,
     pub feed: Arc<Feed>,
+    /// Face login: settings, frames, rate limit, log.
+    pub login: Arc<LoginStation>,
     pub info: Info,
     pub started: Instant,
 }
@@ -290,6 +292,8 @@ fn handle(
             let ctx = VerifyContext {
                 live: &state.live,
                 peer,
+                pipeline: &state.pipeline,
+                station: &state.login,
             };
             verify::verify_user(&ctx, &v, emit)
         }

@@ -85,6 +85,29 @@ pub enum Entry {
         missing_to: u64,
         unix_ms: u64,
     },
+    /// One face-login attempt (pam_facegate, `facegate login-test`), refused ones included.
+    /// Last, so files written before it existed still read.
+    Login(LoginRecord),
+}
+
+/// A face-login attempt, as logged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoginRecord {
+    pub unix_ms: u64,
+    /// The Unix account asked for.
+    pub user: String,
+    /// The protocol's word: `accepted`, `not_recognised`, `spoof`, `no_face`, `dark`,
+    /// `timeout`, or why it was not tried (`rate_limited`, `not_enrolled`, `unavailable`,
+    /// `liveness_unavailable`, `forbidden`).
+    pub outcome: String,
+    /// The best cosine to the account's templates over the attempt (None: no face compared).
+    pub score: Option<f32>,
+    pub person_id: Option<u32>,
+    pub frames: u32,
+    pub liveness: bool,
+    /// The uid of the process that asked (the login program or screen locker).
+    pub peer_uid: u32,
+    pub duration_ms: u64,
 }
 
 /// One readable record of a file, as stored.
@@ -417,6 +440,11 @@ impl EventLog {
         self.append_entry(&Entry::Decision(event.clone()))
     }
 
+    /// Append one face-login attempt and sync it to disk before returning.
+    pub fn append_login(&mut self, login: &LoginRecord) -> Result<(), EventLogError> {
+        self.append_entry(&Entry::Login(login.clone()))
+    }
+
     fn append_entry(&mut self, entry: &Entry) -> Result<(), EventLogError> {
         let len = self.record(entry)?.len() as u64;
         // Rotate before a record that would overflow, but never leave a file with its anchor only.
@@ -518,6 +546,7 @@ fn entry_time(e: &Entry) -> u64 {
         | Entry::Start { unix_ms, .. }
         | Entry::Gap { unix_ms, .. } => *unix_ms,
         Entry::Decision(ev) => ev.unix_ms,
+        Entry::Login(l) => l.unix_ms,
     }
 }
 
@@ -537,6 +566,8 @@ pub struct LogContents {
     pub events: Vec<Event>,
     /// The door each event was decided at (parallel to `events`; empty for format 1 files).
     pub doors: Vec<String>,
+    /// Face-login attempts, oldest first.
+    pub logins: Vec<LoginRecord>,
     /// Files with unreadable bytes at their end: (file, bytes skipped).
     pub damaged: Vec<(PathBuf, u64)>,
 }
@@ -564,6 +595,7 @@ pub fn read_log(params: &LogParams) -> Result<LogContents, EventLogError> {
                         out.events.push(e);
                         out.doors.push(door.clone());
                     }
+                    Entry::Login(l) => out.logins.push(l),
                     Entry::Gap { .. } => {}
                 }
             }

@@ -11,6 +11,7 @@ pub mod guided_enrol;
 pub mod snapshots;
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::gallery::live::{LiveGallery, Removed};
@@ -24,6 +25,7 @@ use crate::terminal::decide::{Decider, Decision, Identity, Observation, Outcome}
 use crate::terminal::events::{Event, EventLog, EventOutcome};
 use crate::terminal::snapshots::Snapshots;
 use crate::vision::align::align_face;
+use crate::vision::enhance::mean_luma;
 use crate::vision::pipeline::{Pipeline, StageTimes};
 use crate::vision::quality::Quality;
 
@@ -44,7 +46,33 @@ pub trait Observer {
     fn camera(&mut self, _lost: bool, _message: &str) {}
     /// Called at least every [`WAIT_SLICE`] while running.
     fn heartbeat(&mut self) {}
+    /// Every analysed frame's faces (face login shares the door's camera through this).
+    fn analysed(&mut self, _frame: &AnalysedFrame) {}
 }
+
+/// What the terminal saw in one analysed frame, for others who look at the same camera.
+#[derive(Debug, Clone, Default)]
+pub struct AnalysedFrame {
+    pub index: u64,
+    pub timestamp: Duration,
+    pub width: u32,
+    pub height: u32,
+    pub faces: Vec<SeenFace>,
+    /// Mean luma (0-255) of the frame, measured only when no face was found.
+    pub dark_luma: Option<f32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SeenFace {
+    pub bbox: [f32; 4],
+    /// The unit embedding; None when the face failed the quality gates and was not embedded.
+    pub embedding: Option<Vec<f32>>,
+    /// The liveness verdict for this frame (None: not checked).
+    pub live: Option<bool>,
+}
+
+/// The decision log, shared by the door loop and the API's face-login handler.
+pub type SharedLog = Arc<Mutex<EventLog>>;
 
 impl Observer for () {}
 
@@ -74,7 +102,7 @@ pub struct Terminal<'a> {
     pub decider: Decider,
     pub indicator: Box<dyn Indicator + 'a>,
     pub display: Option<Box<dyn Display + 'a>>,
-    pub events: Option<EventLog>,
+    pub events: Option<SharedLog>,
     /// Where frames of unknown decisions are kept, if anywhere.
     pub snapshots: Option<Snapshots>,
     /// Analyse every n-th frame.
@@ -125,6 +153,7 @@ impl Terminal<'_> {
         &self,
         frame: &Frame,
         times: &mut StageTimes,
+        seen: &mut Vec<SeenFace>,
     ) -> Result<Vec<Observation>, TerminalError> {
         let gates = &self.decider.params().quality;
         let (detections, used) = match self.pipeline.detect(&frame.image, times) {
@@ -150,15 +179,21 @@ impl Terminal<'_> {
             let mut nearest = String::new();
             let mut liveness = None;
             let (identity, best) = if gates.check(&quality).is_some() {
+                seen.push(SeenFace {
+                    bbox: det.bbox,
+                    embedding: None,
+                    live: None,
+                });
                 (None, f32::NAN)
             } else {
-                liveness = match self.pipeline.check_liveness(&used, &det, times) {
-                    Ok(l) => l.map(|l| l.score),
+                let verdict = match self.pipeline.check_liveness(&used, &det, times) {
+                    Ok(l) => l,
                     Err(e) => {
                         log::warn!("frame {}: {e}", frame.index);
                         continue;
                     }
                 };
+                liveness = verdict.map(|l| l.score);
                 let started = Instant::now();
                 let embedding = match embedder.embed(&chip) {
                     Ok(e) => e,
@@ -168,6 +203,11 @@ impl Terminal<'_> {
                     }
                 };
                 times.embed += started.elapsed();
+                seen.push(SeenFace {
+                    bbox: det.bbox,
+                    embedding: Some(embedding.clone()),
+                    live: verdict.map(|l| l.live),
+                });
                 // One read per face: a writer swapping in a new gallery never waits for a frame.
                 let matched = {
                     let g = self.gallery.read();
@@ -234,7 +274,8 @@ impl Terminal<'_> {
             similarity: d.similarity,
             frames_used: d.frames_used,
         };
-        if let Some(log) = self.events.as_mut() {
+        if let Some(log) = self.events.as_ref() {
+            let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
             if let Err(e) = log.append(&event) {
                 // The door keeps working; the missing record is reported loudly.
                 log::error!("decision log: {e}");
@@ -329,9 +370,18 @@ impl Terminal<'_> {
                 continue;
             }
             report.frames_analysed += 1;
-            let faces = self.observe(&frame, &mut report.times)?;
+            let mut seen = Vec::new();
+            let faces = self.observe(&frame, &mut report.times, &mut seen)?;
             let step = self.decider.step(frame.timestamp, &faces);
             report.analyse += read_at.elapsed();
+            observer.analysed(&AnalysedFrame {
+                index: frame.index,
+                timestamp: frame.timestamp,
+                width: frame.image.width(),
+                height: frame.image.height(),
+                dark_luma: seen.is_empty().then(|| mean_luma(&frame.image)),
+                faces: seen,
+            });
             for d in &step.decisions {
                 let event = self.record(d);
                 let refused = matches!(d.outcome, Outcome::Unknown | Outcome::Spoof);
