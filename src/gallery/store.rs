@@ -628,53 +628,39 @@ impl GalleryStore {
     /// one save). While the service holds it as its lease this fails at once with
     /// [`GalleryError::Leased`]: its matcher would not see a change made behind its back.
     pub fn lock(&self) -> Result<GalleryLock, GalleryError> {
-        let lock = self.open_lock()?;
-        match lock.file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                // The holder writes who it is just after locking; give it that moment.
-                std::thread::sleep(Duration::from_millis(20));
-                let holder = lock.holder();
-                if holder.starts_with(SERVICE_HOLDER) {
-                    return Err(GalleryError::Leased {
-                        path: self.path.clone(),
-                        holder,
-                    });
-                }
-                lock.file.lock().map_err(io_err("locking", &lock.path))?;
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(io_err("locking", &lock.path)(e)),
-        }
-        let mut lock = lock;
-        lock.set_holder(&format!("command pid={}", std::process::id()));
-        Ok(lock)
+        self.take_lock(&format!("command pid={}", std::process::id()))
     }
 
     /// Take the lock for as long as the returned guard lives (the service: its whole run).
     /// `detail` (e.g. the API socket) is recorded for the error other writers get.
     pub fn lease(&self, detail: &str) -> Result<GalleryLock, GalleryError> {
-        let lock = self.open_lock()?;
+        self.take_lock(&format!(
+            "{SERVICE_HOLDER} pid={} {detail}",
+            std::process::id()
+        ))
+    }
+
+    /// Lock, waiting for a command that is saving, refusing at once while the service holds
+    /// the lease; then record `holder` for the error other writers get.
+    fn take_lock(&self, holder: &str) -> Result<GalleryLock, GalleryError> {
+        let mut lock = self.open_lock()?;
         match lock.file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
+                // The holder writes who it is just after locking; give it that moment.
                 std::thread::sleep(Duration::from_millis(20));
-                let holder = lock.holder();
-                if holder.starts_with(SERVICE_HOLDER) {
+                let current = lock.holder();
+                if current.starts_with(SERVICE_HOLDER) {
                     return Err(GalleryError::Leased {
                         path: self.path.clone(),
-                        holder,
+                        holder: current,
                     });
                 }
-                // A command is saving: wait for it.
                 lock.file.lock().map_err(io_err("locking", &lock.path))?;
             }
             Err(fs::TryLockError::Error(e)) => return Err(io_err("locking", &lock.path)(e)),
         }
-        let mut lock = lock;
-        lock.set_holder(&format!(
-            "{SERVICE_HOLDER} pid={} {detail}",
-            std::process::id()
-        ));
+        lock.set_holder(holder);
         Ok(lock)
     }
 
