@@ -336,7 +336,8 @@ impl Setup {
     }
 
     /// The threshold rule for a target rate: a fixed `[matching] threshold` wins, then the
-    /// embedder's shipped impostor tail, then its manifest threshold.
+    /// embedder's shipped impostor tail (never below its manifest threshold), then its manifest
+    /// threshold.
     fn rule(&self, target: f64) -> Result<Rule, SetupError> {
         if let Some(t) = self.config.matching.threshold {
             return Ok(Rule::Fixed(t));
@@ -346,7 +347,7 @@ impl Setup {
             return Ok(Rule::Manifest(manifest.threshold));
         };
         let tail = ImpostorTail::load(&self.models.root().join(file), &manifest.sha256)?;
-        Ok(Rule::derived(target, tail)?)
+        Ok(Rule::derived(target, tail)?.with_floor(manifest.threshold))
     }
 }
 

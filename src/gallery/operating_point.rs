@@ -252,10 +252,14 @@ pub enum Rule {
     Fixed(f32),
     /// The embedder manifest's 1:1 threshold, for an embedder shipped without an impostor tail.
     Manifest(f32),
-    /// Derived from the shipped impostor tail for a target false-accept rate per attempt.
+    /// Derived from the shipped impostor tail for a target false-accept rate per attempt, never
+    /// below `floor` (the embedder manifest's 1:1 threshold): a small gallery may allow a lower
+    /// threshold for the same rate per attempt, but letting a two-person door accept faces a 1:1
+    /// check would refuse trades the enrolled people's security for nothing they asked for.
     Derived {
         target: f64,
         tail: std::sync::Arc<ImpostorTail>,
+        floor: Option<f32>,
     },
 }
 
@@ -263,7 +267,7 @@ pub enum Rule {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OperatingPoint {
     pub threshold: f32,
-    /// `fixed` (config), `manifest`, or `derived`.
+    /// `fixed` (config), `manifest`, `derived`, or `floor` (derived, but below the floor).
     pub rule: &'static str,
     /// The target false-accept rate per attempt (derived rule only).
     pub target: Option<f64>,
@@ -282,7 +286,20 @@ impl Rule {
         Ok(Rule::Derived {
             target,
             tail: std::sync::Arc::new(tail),
+            floor: None,
         })
+    }
+
+    /// The same rule with its derived threshold never below `floor` (no effect on a fixed rule).
+    pub fn with_floor(self, floor: f32) -> Self {
+        match self {
+            Rule::Derived { target, tail, .. } => Rule::Derived {
+                target,
+                tail,
+                floor: Some(floor),
+            },
+            other => other,
+        }
     }
 
     /// The operating point for an attempt compared with `comparisons` templates (at least one
@@ -300,12 +317,20 @@ impl Rule {
                 comparisons,
                 predicted_rate: None,
             },
-            Rule::Derived { target, tail } => {
-                let threshold = tail.score_at(per_comparison_rate(*target, comparisons));
+            Rule::Derived {
+                target,
+                tail,
+                floor,
+            } => {
+                let derived = tail.score_at(per_comparison_rate(*target, comparisons));
+                let (threshold, rule) = match floor {
+                    Some(f) if *f > derived => (*f, "floor"),
+                    _ => (derived, "derived"),
+                };
                 let p = tail.survival_at(threshold);
                 OperatingPoint {
                     threshold,
-                    rule: "derived",
+                    rule,
                     target: Some(*target),
                     comparisons,
                     predicted_rate: Some(-(comparisons.max(1) as f64 * (-p).ln_1p()).exp_m1()),
@@ -364,6 +389,26 @@ mod tests {
                 "{predicted}"
             );
         }
+    }
+
+    #[test]
+    fn the_floor_holds_small_galleries_and_lets_large_ones_rise() {
+        let plain = Rule::derived(1e-2, tail()).unwrap();
+        let floor = plain.at(100).threshold;
+        let rule = plain.clone().with_floor(floor);
+        for n in [1, 10, 100] {
+            let op = rule.at(n);
+            assert_eq!(op.threshold, floor, "n {n}");
+            assert!(plain.at(n).threshold <= floor);
+            // At the floor the prediction is at or below the target, not at it.
+            assert!(op.predicted_rate.unwrap() <= 1e-2 * 1.001);
+        }
+        assert_eq!(rule.at(1).rule, "floor");
+        let large = rule.at(1000);
+        assert_eq!(large.rule, "derived");
+        assert_eq!(large.threshold, plain.at(1000).threshold);
+        assert!(large.threshold > floor);
+        assert_eq!(Rule::Fixed(0.6).with_floor(0.9).at(1).threshold, 0.6);
     }
 
     #[test]

@@ -186,6 +186,11 @@ pub fn list_json(gallery: &Gallery, door: &Rule) -> Value {
 pub fn describe_operating_point(op: &Value) -> String {
     let threshold = op["threshold"].as_f64().unwrap_or(f64::NAN);
     match (op["target"].as_f64(), op["predicted_rate"].as_f64()) {
+        (Some(target), Some(p)) if op["rule"] == "floor" => format!(
+            "door threshold {threshold:.4}: the embedder's 1:1 threshold, higher than a stranger \
+             accept rate of {target:.0e} per attempt against {} templates needs (predicted {p:.1e})",
+            op["comparisons"]
+        ),
         (Some(target), Some(p)) => format!(
             "door threshold {threshold:.4}: derived for a stranger accept rate of {target:.0e} \
              per attempt against {} templates (predicted {p:.1e})",
