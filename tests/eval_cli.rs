@@ -180,6 +180,15 @@ fn identify_counts_strangers_and_plots_det() {
         assert!(t["tpir"].is_null() && t["note"].is_string(), "{t}");
     }
     assert_eq!(png_size(&plot), (800, 600));
+    // The margin rule: no margin is the plain rule; a larger margin names no more probes.
+    let margins = report["margins"].as_array().unwrap();
+    assert_eq!(margins[0]["margin"], 0.0);
+    assert_eq!(margins[0]["tpir"], at["tpir"]);
+    assert_eq!(margins[0]["fpir"], at["fpir"]);
+    for pair in margins.windows(2) {
+        assert!(rate(&pair[1]["tpir"]) <= rate(&pair[0]["tpir"]), "{pair:?}");
+        assert!(rate(&pair[1]["fpir"]) <= rate(&pair[0]["fpir"]), "{pair:?}");
+    }
 }
 
 #[test]
@@ -289,8 +298,8 @@ fn two_embedders_compared_in_one_run() {
         assert_eq!(run["pairs"], 40);
         assert!(rate(&run["auc"]) > 0.9, "{id}: {}", run["auc"]);
         // Each embedder keeps its own calibrated 1:1 threshold, and its own plot: derived from
-        // its shipped impostor tail for the default login accept rate when it has one, else
-        // its manifest's.
+        // its shipped impostor tail for the default login accept rate when it has one (never
+        // below its manifest's), else its manifest's.
         let dir = facegate::runtime::models::ModelDir::locate(None).unwrap();
         let manifest = dir.embedder_manifest(id).unwrap();
         let own_threshold = match &manifest.impostors {
@@ -298,7 +307,11 @@ fn two_embedders_compared_in_one_run() {
                 use facegate::gallery::operating_point::{ImpostorTail, Rule};
                 let tail = ImpostorTail::load(&dir.root().join(file), &manifest.sha256).unwrap();
                 let rate = facegate::config::MatchParams::default().login_accept_rate;
-                Rule::derived(rate, tail).unwrap().at(1).threshold
+                Rule::derived(rate, tail)
+                    .unwrap()
+                    .with_floor(manifest.threshold)
+                    .at(1)
+                    .threshold
             }
             None => manifest.threshold,
         } as f64;

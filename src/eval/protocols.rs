@@ -518,15 +518,24 @@ fn identify(runner: &mut Runner, args: IdentifyOptions) -> Result<Report> {
     // The errors worth looking at: strangers most like someone, enrolled people named wrongly.
     let mut worst_strangers: Vec<(f32, String, String)> = Vec::new();
     let mut misidentified: Vec<Value> = Vec::new();
+    // Best minus second-best person, per probe (infinite with one person or no face).
+    let mut margins: Vec<f32> = Vec::with_capacity(probes.len());
     for ((label, path), e) in probes.iter().zip(&probe_emb) {
         let mated = label != STRANGER && enrolled.contains(label.as_str());
         if label != STRANGER && !mated {
             *unenrolled_probe_labels.entry(label.clone()).or_default() += 1;
         }
-        let best = match e {
-            Some(e) => gallery.search(e)?.into_iter().next(),
-            None => None,
+        let (best, second) = match e {
+            Some(e) => {
+                let mut ranked = gallery.search(e)?.into_iter();
+                (ranked.next(), ranked.next().map(|c| c.similarity))
+            }
+            None => (None, None),
         };
+        margins.push(match (&best, second) {
+            (Some(b), Some(s)) => b.similarity - s,
+            _ => f32::INFINITY,
+        });
         let rank1_correct = mated
             && best
                 .as_ref()
@@ -557,6 +566,7 @@ fn identify(runner: &mut Runner, args: IdentifyOptions) -> Result<Report> {
     let threshold = operating_point.threshold;
     let at_threshold = open_set_at(&outcomes, threshold);
     let sizes = size_sweep(runner, &args, &enrol, &enrol_emb, &probes, &probe_emb)?;
+    let margin_rows = margin_sweep(&outcomes, &margins, threshold);
     let rank1 = rank1(&outcomes);
     let at_fpir: Vec<Value> = FPIRS
         .iter()
@@ -640,6 +650,7 @@ fn identify(runner: &mut Runner, args: IdentifyOptions) -> Result<Report> {
         pct(at_threshold.map(|p| p.fpir))
     );
     text += &size_text(&operating_point, &sizes);
+    text += &margin_text(&margin_rows);
     for label in &not_enrolled {
         text += &format!("\n  not enrolled (no face in any gallery photo): {label}");
     }
@@ -665,6 +676,7 @@ fn identify(runner: &mut Runner, args: IdentifyOptions) -> Result<Report> {
         "tpir_at_fpir": at_fpir,
         "operating_point": operating_point,
         "gallery_sizes": sizes,
+        "margins": margin_rows,
         "configured_threshold": {
             "threshold": threshold,
             "tpir": at_threshold.map(|p| p.tpir),
@@ -1002,6 +1014,68 @@ fn size_sweep(
         curve_png(path, &plot, 800, 600)?;
     }
     Ok(rows)
+}
+
+/// Margins (best minus second-best person) a margin rule could require.
+const MARGINS: [f32; 5] = [0.0, 0.02, 0.05, 0.08, 0.12];
+
+/// What a margin rule does: a probe is named only when its best person leads the second by at
+/// least the margin. Reported at the configured threshold and, for the low-FPIR question the
+/// rule is meant for, as TPIR at each FPIR target (the threshold swept with the margin held).
+fn margin_sweep(outcomes: &[SearchOutcome], margins: &[f32], threshold: f32) -> Vec<Value> {
+    MARGINS
+        .iter()
+        .map(|&m| {
+            let kept: Vec<SearchOutcome> = outcomes
+                .iter()
+                .zip(margins)
+                .map(|(o, &d)| SearchOutcome {
+                    score: if d >= m { o.score } else { f32::NEG_INFINITY },
+                    ..*o
+                })
+                .collect();
+            let at = open_set_at(&kept, threshold);
+            json!({
+                "margin": m,
+                "tpir": at.map(|p| p.tpir),
+                "fpir": at.map(|p| p.fpir),
+                "tpir_at_fpir": FPIRS.iter().map(|&f| json!({
+                    "target_fpir": f,
+                    "tpir": tpir_at_fpir(&kept, f).map(|p| p.tpir),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
+fn margin_text(rows: &[Value]) -> String {
+    let pct = |v: &Value| {
+        v.as_f64()
+            .map_or("n/a".into(), |v| format!("{:.2} %", v * 100.0))
+    };
+    let mut text = "\n  margin rule (best minus second-best person at least):".to_string();
+    for r in rows {
+        let at_fpir: Vec<String> = r["tpir_at_fpir"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                format!(
+                    "TPIR @ FPIR {:.0e} {}",
+                    p["target_fpir"].as_f64().unwrap_or(f64::NAN),
+                    pct(&p["tpir"])
+                )
+            })
+            .collect();
+        text += &format!(
+            "\n    {:.2}: at the configured threshold TPIR {}, FPIR {}; {}",
+            r["margin"].as_f64().unwrap_or(f64::NAN),
+            pct(&r["tpir"]),
+            pct(&r["fpir"]),
+            at_fpir.join(", ")
+        );
+    }
+    text
 }
 
 fn size_text(op: &OperatingPoint, rows: &[SizeRow]) -> String {
