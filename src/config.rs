@@ -206,12 +206,28 @@ impl Default for OutputParams {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MatchParams {
-    /// Cosine similarity at or above which a face is the enrolled person. Unset: the embedder
-    /// manifest's calibrated default.
+    /// A fixed cosine similarity at or above which a face is the enrolled person, whatever the
+    /// gallery's size. Unset: derived from the targets below and the embedder's impostor tail.
     pub threshold: Option<f32>,
+    /// Door (1:N): the share of strangers' attempts that may name someone. The threshold that
+    /// meets it grows with the number of enrolled templates and is re-derived on every change.
+    pub stranger_accept_rate: f64,
+    /// Login (1:1, `verify`): the share of impostor comparisons with one claimed person that may
+    /// pass.
+    pub login_accept_rate: f64,
+}
+
+impl Default for MatchParams {
+    fn default() -> Self {
+        Self {
+            threshold: None,
+            stranger_accept_rate: 1e-2,
+            login_accept_rate: 1e-4,
+        }
+    }
 }
 
 impl Config {

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::config::{Config, ConfigError};
+use crate::gallery::operating_point::{ImpostorTail, OperatingPointError, Rule};
 use crate::gallery::{EmbedderId, Gallery, GalleryError, GalleryStore, LoadSource, Saved};
 use crate::runtime::models::{DetectorManifest, EmbedderManifest, ModelDir, ModelError};
 use crate::runtime::precision::{self, Precision, PrecisionError, PrecisionSetting};
@@ -26,6 +27,8 @@ pub enum SetupError {
     Precision(#[from] PrecisionError),
     #[error(transparent)]
     Gallery(#[from] GalleryError),
+    #[error(transparent)]
+    OperatingPoint(#[from] OperatingPointError),
     #[error("loading models from {}: {error}", root.display())]
     Pipeline { root: PathBuf, error: PipelineError },
     #[error(
@@ -317,12 +320,34 @@ impl Setup {
         .collect())
     }
 
-    /// The open-set threshold: the config's, else the embedder's calibrated default.
+    /// The 1:1 (login, `verify`) threshold: the config's fixed one, else derived for
+    /// `login_accept_rate` against one template, else the embedder's manifest default.
     pub fn threshold(&self) -> Result<f32, SetupError> {
-        Ok(match self.config.matching.threshold {
-            Some(t) => t,
-            None => self.variants()?.0.threshold,
-        })
+        Ok(self
+            .rule(self.config.matching.login_accept_rate)?
+            .at(1)
+            .threshold)
+    }
+
+    /// The door (1:N) threshold rule: a stranger's attempt against the whole gallery. Apply it
+    /// to the gallery's template count ([`Rule::at`]) whenever the gallery changes.
+    pub fn door_rule(&self) -> Result<Rule, SetupError> {
+        self.rule(self.config.matching.stranger_accept_rate)
+    }
+
+    /// The threshold rule for a target rate: a fixed `[matching] threshold` wins, then the
+    /// embedder's shipped impostor tail (never below its manifest threshold), then its manifest
+    /// threshold.
+    fn rule(&self, target: f64) -> Result<Rule, SetupError> {
+        if let Some(t) = self.config.matching.threshold {
+            return Ok(Rule::Fixed(t));
+        }
+        let manifest = &self.variants()?.0;
+        let Some(file) = &manifest.impostors else {
+            return Ok(Rule::Manifest(manifest.threshold));
+        };
+        let tail = ImpostorTail::load(&self.models.root().join(file), &manifest.sha256)?;
+        Ok(Rule::derived(target, tail)?.with_floor(manifest.threshold))
     }
 }
 

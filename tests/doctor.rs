@@ -45,11 +45,15 @@ impl Setup {
     }
 
     fn enroll(&self, name: &str, photo: &str) {
+        self.enroll_file(name, &self.data.join("video/hamilton").join(photo));
+    }
+
+    fn enroll_file(&self, name: &str, photo: &Path) {
         let out = common::facegate()
             .arg("--config")
             .arg(self.path("config.toml"))
             .args(["enroll", "--largest", "--name", name])
-            .arg(self.data.join("video/hamilton").join(photo))
+            .arg(photo)
             .output()
             .unwrap();
         assert!(
@@ -143,6 +147,46 @@ fn a_good_setup_passes_every_check() {
     ] {
         find(&checks, name);
     }
+    // Two templates: the door threshold is the embedder's 1:1 threshold (the derived one is
+    // lower for so few templates, and never goes below it).
+    let manifest = facegate::runtime::models::ModelDir::locate(None)
+        .unwrap()
+        .embedder_manifest(&facegate::config::Config::default().embedder)
+        .unwrap();
+    let op = find(&checks, "operating point")["detail"].as_str().unwrap();
+    assert!(
+        op.contains(&format!("door threshold {:.4}", manifest.threshold))
+            && op.contains("against 2 templates"),
+        "{op}"
+    );
+    let alike = find(&checks, "look-alikes")["detail"].as_str().unwrap();
+    assert!(alike.starts_with("no two enrolled people"), "{alike}");
+}
+
+#[test]
+fn two_names_for_one_face_are_listed_as_look_alikes() {
+    let data = data_or_skip!();
+    let setup = Setup::new(&data);
+    let dir = data.join("dev/face_recognition_examples/kit_harington");
+    let mut photos: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    photos.sort();
+    setup.enroll_file("Kit", &photos[0]);
+    setup.enroll("Alex Lacamoire", "enroll_alex-lacamoire.png");
+    setup.enroll_file("Jon Snow", &photos[1]);
+    let (_, checks) = setup.doctor_json(&[]);
+    let alike = find(&checks, "look-alikes");
+    assert_eq!(alike["status"], "warn", "{alike}");
+    let detail = alike["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("1 pair(s)")
+            && detail.contains("Kit (id")
+            && detail.contains("Jon Snow (id"),
+        "{detail}"
+    );
+    assert!(!detail.contains("Alex"), "{detail}");
 }
 
 #[test]

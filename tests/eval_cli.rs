@@ -180,6 +180,15 @@ fn identify_counts_strangers_and_plots_det() {
         assert!(t["tpir"].is_null() && t["note"].is_string(), "{t}");
     }
     assert_eq!(png_size(&plot), (800, 600));
+    // The margin rule: no margin is the plain rule; a larger margin names no more probes.
+    let margins = report["margins"].as_array().unwrap();
+    assert_eq!(margins[0]["margin"], 0.0);
+    assert_eq!(margins[0]["tpir"], at["tpir"]);
+    assert_eq!(margins[0]["fpir"], at["fpir"]);
+    for pair in margins.windows(2) {
+        assert!(rate(&pair[1]["tpir"]) <= rate(&pair[0]["tpir"]), "{pair:?}");
+        assert!(rate(&pair[1]["fpir"]) <= rate(&pair[0]["fpir"]), "{pair:?}");
+    }
 }
 
 #[test]
@@ -288,14 +297,29 @@ fn two_embedders_compared_in_one_run() {
     for (run, id) in runs.iter().zip(&ids) {
         assert_eq!(run["pairs"], 40);
         assert!(rate(&run["auc"]) > 0.9, "{id}: {}", run["auc"]);
-        // Each embedder keeps its own calibrated threshold, and its own plot.
-        let manifest_threshold = facegate::runtime::models::ModelDir::locate(None)
-            .unwrap()
-            .embedder_manifest(id)
-            .unwrap()
-            .threshold as f64;
+        // Each embedder keeps its own calibrated 1:1 threshold, and its own plot: derived from
+        // its shipped impostor tail for the default login accept rate when it has one (never
+        // below its manifest's), else its manifest's.
+        let dir = facegate::runtime::models::ModelDir::locate(None).unwrap();
+        let manifest = dir.embedder_manifest(id).unwrap();
+        let own_threshold = match &manifest.impostors {
+            Some(file) => {
+                use facegate::gallery::operating_point::{ImpostorTail, Rule};
+                let tail = ImpostorTail::load(&dir.root().join(file), &manifest.sha256).unwrap();
+                let rate = facegate::config::MatchParams::default().login_accept_rate;
+                Rule::derived(rate, tail)
+                    .unwrap()
+                    .with_floor(manifest.threshold)
+                    .at(1)
+                    .threshold
+            }
+            None => manifest.threshold,
+        } as f64;
         let t = run["configured_threshold"]["threshold"].as_f64().unwrap();
-        assert!((t - manifest_threshold).abs() < 1e-4, "{id}: {t}");
+        assert!(
+            (t - own_threshold).abs() < 1e-4,
+            "{id}: {t} vs {own_threshold}"
+        );
         assert_eq!(
             png_size(&tmp.path().join(format!("roc-{id}.png"))),
             (800, 600)

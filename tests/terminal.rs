@@ -20,6 +20,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use facegate::gallery::live::LiveGallery;
+use facegate::gallery::operating_point::Rule;
 use facegate::gallery::Gallery;
 use facegate::hw::camera::{Backoff, DirSource, FrameSource, Opener, Resilient, SourceError};
 use facegate::hw::display::PngDisplay;
@@ -453,7 +454,7 @@ fn a_camera_that_drops_out_mid_stream_is_survived() {
     let mut terminal = Terminal {
         pipeline,
         gallery: &gallery,
-        threshold,
+        door: Rule::Fixed(threshold),
         decider: Decider::new(DecideParams::default()),
         indicator: Box::new(recorder.clone()),
         display: Some(Box::new(

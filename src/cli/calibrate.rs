@@ -17,10 +17,18 @@ use super::Context;
 pub struct CalibrateArgs {
     /// A folder with one sub-folder of photos per person: every pair of photos of different
     /// people is an impostor comparison, every pair of the same person a genuine one
-    #[arg(long, conflicts_with = "pairs", required_unless_present_any = ["pairs", "liveness_attack"])]
+    #[arg(long, conflicts_with_all = ["pairs", "list"], required_unless_present_any = ["pairs", "list", "liveness_attack"])]
     impostors: Option<PathBuf>,
+    /// A `label<TAB>path` list instead (as `eval identify` reads; paths relative to --root):
+    /// photos with different labels are impostor comparisons
+    #[arg(long, value_name = "TSV", conflicts_with = "pairs")]
+    list: Option<PathBuf>,
+    /// Also write the upper tail of the impostor distribution to this file (ship it as
+    /// `models/<id>.impostors.toml`): the door threshold for each gallery size is derived from it
+    #[arg(long, value_name = "TOML")]
+    impostor_scores: Option<PathBuf>,
     /// Calibrate the liveness threshold instead: folder(s) of live face images...
-    #[arg(long, requires = "liveness_attack", conflicts_with_all = ["impostors", "pairs"])]
+    #[arg(long, requires = "liveness_attack", conflicts_with_all = ["impostors", "pairs", "list"])]
     liveness_live: Vec<PathBuf>,
     /// ...and of attack presentations (printed photos); writes [liveness] threshold
     #[arg(long, requires = "liveness_live")]
@@ -31,8 +39,8 @@ pub struct CalibrateArgs {
     /// An LFW-format pairs file instead (images at ROOT/name/name_NNNN.jpg)
     #[arg(long)]
     pairs: Option<PathBuf>,
-    /// Image root for --pairs [default: the pairs file's folder]
-    #[arg(long, requires = "pairs")]
+    /// Image root for --pairs or --list [default: the file's folder]
+    #[arg(long)]
     root: Option<PathBuf>,
     /// Target false accept rate per comparison
     #[arg(long, default_value_t = 1e-3)]
@@ -47,17 +55,30 @@ pub fn run(ctx: &Context, args: CalibrateArgs) -> Result<ExitCode> {
     if !args.liveness_attack.is_empty() {
         return run_liveness(ctx, &args);
     }
-    let source = match (args.impostors, args.pairs) {
-        (Some(dir), _) => ScoreSource::Folder(dir),
-        (None, Some(file)) => {
+    let source = match (args.impostors, args.pairs, args.list) {
+        (Some(dir), _, _) => ScoreSource::Folder(dir),
+        (None, None, Some(file)) => ScoreSource::List {
+            file,
+            root: args.root,
+        },
+        (None, Some(file), _) => {
             let root = args
                 .root
                 .unwrap_or_else(|| file.parent().unwrap_or(Path::new(".")).to_path_buf());
             ScoreSource::Pairs { file, root }
         }
-        (None, None) => unreachable!("clap requires one"),
+        (None, None, None) => unreachable!("clap requires one"),
     };
-    let c = calibrate(ctx, &source, args.far)?;
+    let c = calibrate(ctx, &source, args.far, args.impostor_scores.as_deref())?;
+    if let Some(t) = &c.impostor_tail {
+        eprintln!(
+            "wrote the impostor tail ({} points down to {:.1e}, tail rate {:.1}) to {}",
+            t.points,
+            t.lowest_survival,
+            t.tail_rate,
+            t.path.display()
+        );
+    }
     if let Some(path) = &args.write_config {
         write_threshold(path, c.threshold)?;
     }

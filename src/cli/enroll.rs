@@ -41,6 +41,10 @@ pub struct EnrollArgs {
     /// Add the templates to an already enrolled person of that name
     #[arg(long)]
     append: bool,
+    /// Refuse (store nothing) when a photo scores at or above the door threshold against
+    /// someone else already enrolled, instead of warning
+    #[arg(long)]
+    strict: bool,
     /// Read the embeddings from `facegate embed` output (JSON lines) instead of photos, e.g. to
     /// enroll on a terminal from photos processed elsewhere; the embedder must match
     #[arg(long, value_name = "FILE", conflicts_with = "images")]
@@ -143,7 +147,8 @@ fn in_file(ctx: &Context, args: &EnrollArgs) -> Result<Enrolled> {
             args.largest,
         )?,
     };
-    let threshold = ctx.threshold()?;
+    // Look-alikes are judged at the door's threshold for the gallery after the enrolment.
+    let door = ctx.door_rule()?;
     ctx.update_gallery(|g| {
         let name = Selector::Name(args.name.clone());
         let target = match g.find(&name) {
@@ -154,7 +159,8 @@ fn in_file(ctx: &Context, args: &EnrollArgs) -> Result<Enrolled> {
             g,
             &target,
             &faces,
-            threshold,
+            &door,
+            args.strict,
             args.user.as_deref(),
         )?)
     })
@@ -166,6 +172,7 @@ fn through_service(ctx: &Context, args: &EnrollArgs, mut client: Client) -> Resu
         "largest": args.largest,
         "user": args.user,
         "no_liveness": args.no_liveness,
+        "strict": args.strict,
     });
     match faces_here(ctx, args)? {
         Some(faces) => {

@@ -87,6 +87,13 @@ struct IdentifyArgs {
     /// Write the DET curve (FNIR against FPIR, log axes) to this PNG
     #[arg(long, value_name = "PNG")]
     plot: Option<PathBuf>,
+    /// Also search with galleries of the first N listed people, for each N (comma-separated),
+    /// each at the threshold the configured rule derives for it
+    #[arg(long, value_delimiter = ',', value_name = "N,...")]
+    gallery_sizes: Vec<usize>,
+    /// Write FPIR and TPIR against gallery size (from --gallery-sizes) to this PNG
+    #[arg(long, value_name = "PNG", requires = "gallery_sizes")]
+    size_plot: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Parser)]
@@ -145,6 +152,8 @@ impl From<EvalCommand> for Protocol {
                 probes: a.probes,
                 root: a.root,
                 plot: a.plot,
+                gallery_sizes: a.gallery_sizes,
+                size_plot: a.size_plot,
             }),
             EvalCommand::Conditions(a) => Protocol::Conditions(ConditionsOptions {
                 dir: a.dir,

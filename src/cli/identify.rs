@@ -31,7 +31,8 @@ enum Matcher {
     Local {
         pipeline: Box<facegate::vision::pipeline::Pipeline>,
         gallery: facegate::gallery::Gallery,
-        threshold: f32,
+        /// The door's rule, applied to this gallery's size.
+        door: facegate::gallery::operating_point::Rule,
     },
 }
 
@@ -51,12 +52,14 @@ impl Matcher {
             Matcher::Local {
                 pipeline,
                 gallery,
-                threshold,
+                door,
             } => {
                 let image = load_rgb(path)?;
-                let t = *threshold;
-                ops::identify(pipeline, t, &image, |e| gallery.best_match(e, t))
-                    .map_err(anyhow::Error::msg)
+                let op = door.at(gallery.template_count());
+                ops::identify(pipeline, &op, &image, |e| {
+                    gallery.best_match(e, op.threshold)
+                })
+                .map_err(anyhow::Error::msg)
             }
         }
     }
@@ -74,12 +77,12 @@ pub fn run(ctx: &Context, args: IdentifyArgs) -> Result<ExitCode> {
                     ctx.config.gallery.display()
                 );
             }
-            let threshold = ctx.threshold()?;
+            let door = ctx.door_rule()?;
             (
                 Matcher::Local {
                     pipeline: Box::new(pipeline),
                     gallery,
-                    threshold,
+                    door,
                 },
                 Via::File,
             )

@@ -29,7 +29,7 @@ pub fn list(ctx: &Context) -> Result<ExitCode> {
     let (mut listed, via) = match ctx.service()? {
         Some(mut client) => (client.call("list", json!({}))?, Via::Service),
         None => (
-            ops::list_json(&ctx.load_gallery(&ctx.gallery_id()?)?),
+            ops::list_json(&ctx.load_gallery(&ctx.gallery_id()?)?, &ctx.door_rule()?),
             Via::File,
         ),
     };
@@ -61,6 +61,12 @@ pub fn list(ctx: &Context) -> Result<ExitCode> {
             listed["embedder"].as_str().unwrap_or(""),
             via_text(via, ctx)
         );
+        if listed["operating_point"].is_object() {
+            println!(
+                "{}",
+                ops::describe_operating_point(&listed["operating_point"])
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -13,11 +13,12 @@ use serde_json::json;
 
 use facegate::config::StationMode;
 use facegate::gallery::live::LiveGallery;
+use facegate::gallery::operating_point::Rule;
 use facegate::hw::camera::Resilient;
 use facegate::service::feed::Feed;
 use facegate::service::frames::FrameFeed;
-use facegate::service::server;
 use facegate::service::verify::{FrameSupply, LoginStation};
+use facegate::service::{ops, server};
 use facegate::terminal::decide::{Decider, Decision, LivenessRule, Outcome};
 use facegate::terminal::devices;
 use facegate::terminal::events::{Event, EventLog};
@@ -141,14 +142,14 @@ fn serve_api(
     pipeline: &Arc<facegate::vision::pipeline::Pipeline>,
     live: &Arc<LiveGallery>,
     feed: &Arc<Feed>,
-    threshold: f32,
+    door: &Rule,
     login: Arc<LoginStation>,
 ) -> Result<Option<server::Server>> {
     let state = server::State {
         live: live.clone(),
         store: ctx.store(),
         pipeline: pipeline.clone(),
-        threshold,
+        door: door.clone(),
         feed: feed.clone(),
         login,
         info: server::Info {
@@ -191,7 +192,8 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
     let outputs = &ctx.config.outputs;
 
     let pipeline = Arc::new(ctx.pipeline_live(false)?);
-    let threshold = ctx.threshold()?;
+    // The door threshold is derived for the gallery's size, again after every change.
+    let door = ctx.door_rule()?;
     // The service owns the gallery while it runs: direct writers are refused, naming it.
     let socket = &ctx.config.service.socket;
     let _lease = ctx.store().lease(&format!("socket={}", socket.display()))?;
@@ -220,6 +222,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
             .with_context(|| format!("opening the decision log {}", log_params.path.display()))?,
     ));
     let people = gallery.len();
+    let operating_point = door.at(gallery.template_count());
     let live = Arc::new(LiveGallery::new(gallery));
     let feed = Arc::new(Feed::default());
     let frames = Arc::new(FrameFeed::default());
@@ -234,11 +237,11 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
         supply,
         Some(events.clone()),
     );
-    let _server = serve_api(ctx, &pipeline, &live, &feed, threshold, Arc::new(station))?;
+    let _server = serve_api(ctx, &pipeline, &live, &feed, &door, Arc::new(station))?;
     let mut terminal = Terminal {
         pipeline: &pipeline,
         gallery: &live,
-        threshold,
+        door,
         decider: Decider::new(ctx.config.decide.clone())
             .with_liveness(pipeline.liveness().map(|l| LivenessRule::of(l.params()))),
         indicator: devices::indicator(&ctx.config.outputs)?,
@@ -264,7 +267,8 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
         sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec / 2));
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     log::info!(
-        "running: {people} people enrolled, threshold {threshold}, every {every_nth} frame(s)"
+        "running: {people} people enrolled, {}, every {every_nth} frame(s)",
+        ops::describe_operating_point(&serde_json::to_value(&operating_point)?)
     );
     let mut observer = CliObserver {
         json: ctx.json,

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::eval::metrics::{rate_at_or_above, threshold_at_far};
 use crate::eval::pairs::read_pairs;
+use crate::gallery::operating_point::ImpostorTail;
 use crate::vision::embed::cosine;
 use crate::vision::pipeline::{central_embeddings, Pipeline};
 
@@ -22,6 +23,30 @@ pub enum ScoreSource {
     Folder(PathBuf),
     /// An LFW-format pairs file, images at `root/name/name_NNNN.jpg`.
     Pairs { file: PathBuf, root: PathBuf },
+    /// A `label<TAB>path` list (as `eval identify` reads; paths relative to `root`, else to the
+    /// list's folder): photos with different labels are impostor comparisons.
+    List {
+        file: PathBuf,
+        root: Option<PathBuf>,
+    },
+}
+
+impl ScoreSource {
+    fn file(&self) -> &Path {
+        match self {
+            ScoreSource::Folder(p) => p,
+            ScoreSource::Pairs { file, .. } | ScoreSource::List { file, .. } => file,
+        }
+    }
+}
+
+/// The impostor tail written for `--impostor-scores`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TailWritten {
+    pub path: PathBuf,
+    pub points: usize,
+    pub lowest_survival: f64,
+    pub tail_rate: f64,
 }
 
 /// The threshold for a target false accept rate, and what it measured at.
@@ -36,14 +61,47 @@ pub struct Calibration {
     pub genuine_comparisons: usize,
     pub images: usize,
     pub images_without_face: Vec<String>,
+    /// The impostor score tail, when asked to write one.
+    pub impostor_tail: Option<TailWritten>,
 }
 
-/// Embed the source's images and choose the threshold that meets `target_far`.
-pub fn calibrate(setup: &Setup, source: &ScoreSource, target_far: f64) -> Result<Calibration> {
+/// Embed the source's images and choose the threshold that meets `target_far`. With
+/// `impostor_scores`, also write the upper tail of the impostor distribution there (shipped as
+/// `models/<id>.impostors.toml`, the door threshold for each gallery size is derived from it).
+pub fn calibrate(
+    setup: &Setup,
+    source: &ScoreSource,
+    target_far: f64,
+    impostor_scores: Option<&Path>,
+) -> Result<Calibration> {
     let pipeline = setup.pipeline()?;
     let (genuine, impostor, images, missed) = match source {
         ScoreSource::Folder(dir) => folder_scores(&pipeline, dir)?,
         ScoreSource::Pairs { file, root } => pairs_scores(&pipeline, file, root)?,
+        ScoreSource::List { file, root } => list_scores(&pipeline, file, root.as_deref())?,
+    };
+    let impostor_tail = match impostor_scores {
+        Some(out) => {
+            let manifest = pipeline.embedder().manifest();
+            let description = format!(
+                "{} impostor comparisons of {images} images ({} without a face) from {}; {}",
+                impostor.len(),
+                missed.len(),
+                source.file().display(),
+                std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+            );
+            let tail =
+                ImpostorTail::from_scores(&impostor, &manifest.id, &manifest.sha256, &description)?;
+            std::fs::write(out, tail.to_toml())
+                .with_context(|| format!("writing {}", out.display()))?;
+            Some(TailWritten {
+                path: out.to_path_buf(),
+                points: tail.survival.len(),
+                lowest_survival: tail.survival.last().copied().unwrap_or(f64::NAN),
+                tail_rate: tail.tail_rate,
+            })
+        }
+        None => None,
     };
     let Some(threshold) = threshold_at_far(&impostor, target_far) else {
         bail!(
@@ -62,6 +120,7 @@ pub fn calibrate(setup: &Setup, source: &ScoreSource, target_far: f64) -> Result
         genuine_comparisons: genuine.len(),
         images,
         images_without_face: missed,
+        impostor_tail,
     })
 }
 
@@ -106,6 +165,27 @@ fn folder_scores(pipeline: &Pipeline, dir: &Path) -> Result<Scores> {
             dir.display()
         );
     }
+    owner_scores(pipeline, images, &owner)
+}
+
+fn list_scores(pipeline: &Pipeline, list: &Path, root: Option<&Path>) -> Result<Scores> {
+    let entries = crate::eval::protocols::read_list(list, root)?;
+    let mut labels: Vec<&str> = entries.iter().map(|(l, _)| l.as_str()).collect();
+    labels.sort_unstable();
+    labels.dedup();
+    if labels.len() < 2 {
+        bail!("{}: need photos of at least two people", list.display());
+    }
+    let images: Vec<PathBuf> = entries.iter().map(|(_, p)| p.clone()).collect();
+    let owner: Vec<usize> = entries
+        .iter()
+        .map(|(l, _)| labels.binary_search(&l.as_str()).expect("listed"))
+        .collect();
+    owner_scores(pipeline, images, &owner)
+}
+
+/// Every pair of embedded images: genuine when `owner` is the same, else impostor.
+fn owner_scores(pipeline: &Pipeline, images: Vec<PathBuf>, owner: &[usize]) -> Result<Scores> {
     let embeddings = embed_with_progress(pipeline, &images)?;
     let missed = missed(&images, &embeddings);
     let (mut genuine, mut impostor) = (Vec::new(), Vec::new());

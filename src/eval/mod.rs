@@ -6,6 +6,7 @@ pub mod cache;
 pub mod calibrate;
 pub mod liveness;
 pub mod metrics;
+pub mod open_set;
 pub mod pairs;
 pub mod plot;
 pub mod protocols;

@@ -14,8 +14,10 @@ use crate::eval::metrics::{
     auc, best_threshold, eer, kfold_accuracy, mean_std, open_set_at, open_set_curve, rank1,
     rate_at_or_above, roc_curve, tar_at_far, tpir_at_fpir, SearchOutcome,
 };
+use crate::eval::open_set::{sweep, SizeRow};
 use crate::eval::pairs::read_pairs;
 use crate::eval::plot::{curve_png, heatmap_png, CurvePlot, Mark, Series};
+use crate::gallery::operating_point::{OperatingPoint, Rule};
 use crate::gallery::Gallery;
 use crate::vision::embed::{cosine, l2_normalised};
 use crate::vision::pipeline::Pipeline;
@@ -76,6 +78,11 @@ pub struct IdentifyOptions {
     pub root: Option<PathBuf>,
     /// Write the DET curve (FNIR against FPIR, log axes) to this PNG
     pub plot: Option<PathBuf>,
+    /// Also search with galleries of the first N listed people, for each N, each at the
+    /// threshold the configured door rule derives for it
+    pub gallery_sizes: Vec<usize>,
+    /// Write FPIR and TPIR against gallery size (from `gallery_sizes`) to this PNG
+    pub size_plot: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +138,11 @@ pub fn with_plot_suffix(mut command: Protocol, embedder: &str) -> Protocol {
         };
         p.set_file_name(name);
     };
+    if let Protocol::Identify(a) = &mut command {
+        if let Some(p) = a.size_plot.as_mut() {
+            suffixed(p);
+        }
+    }
     let plot = match &mut command {
         Protocol::Pairs(a) => a.plot.as_mut(),
         Protocol::Identify(a) => a.plot.as_mut(),
@@ -239,7 +251,10 @@ pub type Report = (String, Value);
 /// The pipeline, the threshold in force and the embedding cache, shared by every subcommand.
 struct Runner {
     pipeline: Pipeline,
+    /// The 1:1 threshold (pairs, conditions).
     threshold: f32,
+    /// The door's rule (1:N), applied to each gallery's size.
+    door: Rule,
     cache: EmbeddingCache,
     stats: CacheStats,
 }
@@ -262,6 +277,7 @@ impl Runner {
         };
         Ok(Self {
             threshold: setup.threshold()?,
+            door: setup.door_rule()?,
             cache: EmbeddingCache::open(path.as_deref(), key),
             pipeline,
             stats: CacheStats::default(),
@@ -502,15 +518,24 @@ fn identify(runner: &mut Runner, args: IdentifyOptions) -> Result<Report> {
     // The errors worth looking at: strangers most like someone, enrolled people named wrongly.
     let mut worst_strangers: Vec<(f32, String, String)> = Vec::new();
     let mut misidentified: Vec<Value> = Vec::new();
+    // Best minus second-best person, per probe (infinite with one person or no face).
+    let mut margins: Vec<f32> = Vec::with_capacity(probes.len());
     for ((label, path), e) in probes.iter().zip(&probe_emb) {
         let mated = label != STRANGER && enrolled.contains(label.as_str());
         if label != STRANGER && !mated {
             *unenrolled_probe_labels.entry(label.clone()).or_default() += 1;
         }
-        let best = match e {
-            Some(e) => gallery.search(e)?.into_iter().next(),
-            None => None,
+        let (best, second) = match e {
+            Some(e) => {
+                let mut ranked = gallery.search(e)?.into_iter();
+                (ranked.next(), ranked.next().map(|c| c.similarity))
+            }
+            None => (None, None),
         };
+        margins.push(match (&best, second) {
+            (Some(b), Some(s)) => b.similarity - s,
+            _ => f32::INFINITY,
+        });
         let rank1_correct = mated
             && best
                 .as_ref()
@@ -536,8 +561,12 @@ fn identify(runner: &mut Runner, args: IdentifyOptions) -> Result<Report> {
     worst_strangers.truncate(10);
     let mated = outcomes.iter().filter(|o| o.mated).count();
     let strangers = outcomes.len() - mated;
-    let threshold = runner.threshold;
+    // The door's threshold for this gallery: derived from its size unless fixed in the config.
+    let operating_point = runner.door.at(gallery.template_count());
+    let threshold = operating_point.threshold;
     let at_threshold = open_set_at(&outcomes, threshold);
+    let sizes = size_sweep(runner, &args, &enrol, &enrol_emb, &probes, &probe_emb)?;
+    let margin_rows = margin_sweep(&outcomes, &margins, threshold);
     let rank1 = rank1(&outcomes);
     let at_fpir: Vec<Value> = FPIRS
         .iter()
@@ -620,6 +649,8 @@ fn identify(runner: &mut Runner, args: IdentifyOptions) -> Result<Report> {
         pct(at_threshold.map(|p| p.tpir)),
         pct(at_threshold.map(|p| p.fpir))
     );
+    text += &size_text(&operating_point, &sizes);
+    text += &margin_text(&margin_rows);
     for label in &not_enrolled {
         text += &format!("\n  not enrolled (no face in any gallery photo): {label}");
     }
@@ -643,6 +674,9 @@ fn identify(runner: &mut Runner, args: IdentifyOptions) -> Result<Report> {
         "misidentified": misidentified,
         "most_similar_strangers": worst_strangers.iter().map(|(s, p, n)| json!({"probe": p, "named": n, "similarity": s})).collect::<Vec<_>>(),
         "tpir_at_fpir": at_fpir,
+        "operating_point": operating_point,
+        "gallery_sizes": sizes,
+        "margins": margin_rows,
         "configured_threshold": {
             "threshold": threshold,
             "tpir": at_threshold.map(|p| p.tpir),
@@ -910,8 +944,167 @@ fn heatmap(runner: &mut Runner, args: HeatmapOptions) -> Result<Report> {
     Ok((text, json))
 }
 
+/// `--gallery-sizes`: the search again with galleries of the first N listed people.
+fn size_sweep(
+    runner: &Runner,
+    args: &IdentifyOptions,
+    enrol: &[(String, PathBuf)],
+    enrol_emb: &[Option<Vec<f32>>],
+    probes: &[(String, PathBuf)],
+    probe_emb: &[Option<Vec<f32>>],
+) -> Result<Vec<SizeRow>> {
+    if args.gallery_sizes.is_empty() {
+        return Ok(Vec::new());
+    }
+    // People in the order of their first line, each with every embedded photo.
+    let mut pool: Vec<(String, Vec<Vec<f32>>)> = Vec::new();
+    for ((label, _), e) in enrol.iter().zip(enrol_emb) {
+        let i = match pool.iter().position(|(l, _)| l == label) {
+            Some(i) => i,
+            None => {
+                pool.push((label.clone(), Vec::new()));
+                pool.len() - 1
+            }
+        };
+        pool[i].1.extend(e.clone());
+    }
+    let probes: Vec<(String, Option<Vec<f32>>)> = probes
+        .iter()
+        .zip(probe_emb)
+        .map(|((l, _), e)| (l.clone(), e.clone()))
+        .collect();
+    let id = runner.pipeline.gallery_id()?;
+    let rows = sweep(&id, &pool, &probes, &args.gallery_sizes, &runner.door)?;
+    if let Some(path) = &args.size_plot {
+        let fpir = |r: &SizeRow| r.fpir.unwrap_or(0.0);
+        let x = |r: &SizeRow| r.people as f64 / 1e4;
+        let mut series = vec![Series {
+            label: "FPIR measured (strangers named)".into(),
+            points: rows.iter().map(|r| (x(r), fpir(r))).collect(),
+        }];
+        if rows.iter().any(|r| r.target.is_some()) {
+            series.push(Series {
+                label: "target per attempt".into(),
+                points: rows
+                    .iter()
+                    .filter_map(|r| Some((x(r), r.target?)))
+                    .collect(),
+            });
+        }
+        series.push(Series {
+            label: "FNIR (enrolled people not named)".into(),
+            points: rows
+                .iter()
+                .map(|r| (x(r), 1.0 - r.tpir.unwrap_or(0.0)))
+                .collect(),
+        });
+        let plot = CurvePlot {
+            title: format!(
+                "{}: error rates against gallery size at the shipped threshold rule",
+                runner.pipeline.embedder().manifest().id
+            ),
+            x_label: "gallery size / 10,000 people (log)".into(),
+            y_label: "rate (log; 0 at the bottom)".into(),
+            x_min: 1e-3,
+            y_log_min: Some(1e-4),
+            y_range: (0.0, 1.0),
+            series,
+            marks: Vec::new(),
+        };
+        curve_png(path, &plot, 800, 600)?;
+    }
+    Ok(rows)
+}
+
+/// Margins (best minus second-best person) a margin rule could require.
+const MARGINS: [f32; 5] = [0.0, 0.02, 0.05, 0.08, 0.12];
+
+/// What a margin rule does: a probe is named only when its best person leads the second by at
+/// least the margin. Reported at the configured threshold and, for the low-FPIR question the
+/// rule is meant for, as TPIR at each FPIR target (the threshold swept with the margin held).
+fn margin_sweep(outcomes: &[SearchOutcome], margins: &[f32], threshold: f32) -> Vec<Value> {
+    MARGINS
+        .iter()
+        .map(|&m| {
+            let kept: Vec<SearchOutcome> = outcomes
+                .iter()
+                .zip(margins)
+                .map(|(o, &d)| SearchOutcome {
+                    score: if d >= m { o.score } else { f32::NEG_INFINITY },
+                    ..*o
+                })
+                .collect();
+            let at = open_set_at(&kept, threshold);
+            json!({
+                "margin": m,
+                "tpir": at.map(|p| p.tpir),
+                "fpir": at.map(|p| p.fpir),
+                "tpir_at_fpir": FPIRS.iter().map(|&f| json!({
+                    "target_fpir": f,
+                    "tpir": tpir_at_fpir(&kept, f).map(|p| p.tpir),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
+fn margin_text(rows: &[Value]) -> String {
+    let pct = |v: &Value| {
+        v.as_f64()
+            .map_or("n/a".into(), |v| format!("{:.2} %", v * 100.0))
+    };
+    let mut text = "\n  margin rule (best minus second-best person at least):".to_string();
+    for r in rows {
+        let at_fpir: Vec<String> = r["tpir_at_fpir"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                format!(
+                    "TPIR @ FPIR {:.0e} {}",
+                    p["target_fpir"].as_f64().unwrap_or(f64::NAN),
+                    pct(&p["tpir"])
+                )
+            })
+            .collect();
+        text += &format!(
+            "\n    {:.2}: at the configured threshold TPIR {}, FPIR {}; {}",
+            r["margin"].as_f64().unwrap_or(f64::NAN),
+            pct(&r["tpir"]),
+            pct(&r["fpir"]),
+            at_fpir.join(", ")
+        );
+    }
+    text
+}
+
+fn size_text(op: &OperatingPoint, rows: &[SizeRow]) -> String {
+    let mut text = format!(
+        "\n  operating point: {} threshold {:.4} for {} templates{}",
+        op.rule,
+        op.threshold,
+        op.comparisons,
+        op.target
+            .map_or(String::new(), |t| format!(" (target {t:.0e} per attempt)"))
+    );
+    for r in rows {
+        let pct = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{:.2} %", v * 100.0));
+        text += &format!(
+            "\n  gallery of {:>5} people: threshold {:.4}, TPIR {} of {} mated, FPIR {} ({} of {} strangers)",
+            r.people,
+            r.threshold,
+            pct(r.tpir),
+            r.mated,
+            pct(r.fpir),
+            r.false_accepts,
+            r.strangers
+        );
+    }
+    text
+}
+
 /// Read a `label<TAB>path` list; paths are relative to `root`, else to the list's folder.
-fn read_list(file: &Path, root: Option<&Path>) -> Result<Vec<(String, PathBuf)>> {
+pub(crate) fn read_list(file: &Path, root: Option<&Path>) -> Result<Vec<(String, PathBuf)>> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let root = root.map_or_else(|| parent_of(file), Path::to_path_buf);

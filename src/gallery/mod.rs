@@ -6,6 +6,8 @@
 //! so a gallery never mixes them. [`store`] keeps a gallery on disk, sealed by [`seal`].
 
 pub mod live;
+pub mod lookalikes;
+pub mod operating_point;
 pub mod seal;
 pub mod store;
 

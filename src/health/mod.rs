@@ -11,15 +11,18 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::{Config, IndicatorKind, OutputParams};
+use crate::gallery::lookalikes;
 use crate::gallery::seal::GalleryKey;
 use crate::gallery::store::{decode, inspect};
-use crate::gallery::{EmbedderId, GalleryError, GalleryStore, LoadSource};
+use crate::gallery::{EmbedderId, Gallery, GalleryError, GalleryStore, LoadSource};
 use crate::hw::camera::{CameraParams, DirSource};
 use crate::hw::display::{DisplayKind, FramebufferDisplay};
 use crate::hw::indicator::LineParams;
 use crate::keys::{KeyError, KeyFile};
 use crate::runtime::models::{ModelDir, NetFile};
 use crate::runtime::precision::Precision;
+use crate::service::ops::describe_operating_point;
+use crate::setup::Setup;
 use crate::terminal::event_chain::{self, LogKey};
 use crate::terminal::events::{read_log, LogParams};
 use crate::vision::pipeline::gallery_id;
@@ -347,6 +350,9 @@ fn check_gallery(config: &Config, models: Option<&ModelDir>, checks: &mut Vec<Ch
             checks.push(check_backup(&backup, &expected, key.as_ref()));
         }
     }
+    if !g.is_empty() {
+        check_operating_point(config, g, checks);
+    }
     if let Ok(meta) = fs::metadata(store.path()) {
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
@@ -358,6 +364,60 @@ fn check_gallery(config: &Config, models: Option<&ModelDir>, checks: &mut Vec<Ch
         }
     }
     check_gallery_folder(config, checks);
+}
+
+/// The door threshold for this gallery, and the enrolled people that threshold cannot tell
+/// apart (each pair is a door that opens for the wrong person).
+fn check_operating_point(config: &Config, gallery: &Gallery, checks: &mut Vec<Check>) {
+    let rule = match Setup::from_config(config.clone()).and_then(|s| s.door_rule()) {
+        Ok(rule) => rule,
+        Err(e) => {
+            checks.push(fail(
+                "operating point",
+                format!("the door threshold cannot be derived: {e}"),
+                "restore the models folder (its impostor tail and manifests), or set \
+                 [matching] threshold",
+            ));
+            return;
+        }
+    };
+    let op = rule.at(gallery.template_count());
+    let described = serde_json::to_value(&op)
+        .map(|v| describe_operating_point(&v))
+        .unwrap_or_else(|e| e.to_string());
+    checks.push(ok("operating point", described));
+    let pairs = lookalikes::enrolled_pairs(gallery, op.threshold);
+    checks.push(if pairs.is_empty() {
+        ok(
+            "look-alikes",
+            format!(
+                "no two enrolled people score {:.4} or more against each other",
+                op.threshold
+            ),
+        )
+    } else {
+        let listed: Vec<String> = pairs
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} (id {}) and {} (id {}): {:.4}",
+                    p.a.1, p.a.0, p.b.1, p.b.0, p.similarity
+                )
+            })
+            .collect();
+        warn(
+            "look-alikes",
+            format!(
+                "{} pair(s) of enrolled people reach the door threshold {:.4} against each \
+                 other, so the door may open for the wrong one: {}",
+                pairs.len(),
+                op.threshold,
+                listed.join("; ")
+            ),
+            "check they are different people; if one was enrolled twice, remove the extra \
+             entry; otherwise re-enroll both with clearer photos, or accept the risk",
+        )
+    });
 }
 
 fn check_backup(backup: &Path, expected: &EmbedderId, key: Option<&GalleryKey>) -> Check {

@@ -90,6 +90,10 @@ pub struct EmbedderManifest {
     /// LFW dev folds 1-2 k-fold accuracy in percent, measured by `facegate eval pairs`.
     #[serde(default)]
     pub lfw_accuracy: Option<f32>,
+    /// The impostor score tail measured for this model (`<id>.impostors.toml`), from which the
+    /// threshold for a gallery's size is derived; without it the fixed `threshold` is used.
+    #[serde(default)]
+    pub impostors: Option<String>,
 }
 
 /// One of the three MTCNN networks inside `models/mtcnn.toml`.

@@ -8,6 +8,8 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use crate::gallery::lookalikes;
+use crate::gallery::operating_point::{OperatingPoint, Rule};
 use crate::gallery::{Candidate, Gallery, GalleryError, Match, Selector};
 use crate::vision::pipeline::{Face, Pipeline, StageTimes};
 
@@ -19,6 +21,8 @@ pub enum OpError {
         "{0:?} is already enrolled; use --append to add these photos to them, or remove them first"
     )]
     AlreadyEnrolled(String),
+    #[error("{} (strict: nothing was enrolled)", .0.join("; "))]
+    LookAlike(Vec<String>),
     #[error(transparent)]
     Gallery(#[from] GalleryError),
 }
@@ -27,6 +31,7 @@ impl From<OpError> for ApiError {
     fn from(e: OpError) -> Self {
         let code = match &e {
             OpError::AlreadyEnrolled(_)
+            | OpError::LookAlike(_)
             | OpError::Gallery(GalleryError::DuplicateName(_) | GalleryError::LoginTaken { .. }) => {
                 ErrorCode::Conflict
             }
@@ -80,45 +85,49 @@ pub enum Target {
     Existing(Selector),
 }
 
-/// Add `faces` (source label, embedding) to the gallery. Faces that look like someone else
-/// already enrolled are stored but warned about: one person under two names weakens both.
-/// `user` links the person to that Unix login (login stations).
+/// Add `faces` (source label, embedding) to the gallery. Faces that reach the door threshold
+/// (`door` applied to the gallery as it will be after the enrolment) against someone else
+/// already enrolled are look-alikes: the terminal may take one person for the other. They are
+/// stored with a warning naming both and the score, or, with `strict`, refused (nothing is
+/// stored). `user` links the person to that Unix login (login stations).
 pub fn enrol(
     gallery: &mut Gallery,
     target: &Target,
     faces: &[(String, Vec<f32>)],
-    threshold: f32,
+    door: &Rule,
+    strict: bool,
     user: Option<&str>,
 ) -> Result<Enrolled, OpError> {
     if let Some(login) = user {
         crate::gallery::validate_login(login)?;
     }
-    let existing = match target {
+    let (existing, name) = match target {
         Target::New(name) => {
             if gallery.find(&Selector::Name(name.clone())).is_some() {
                 return Err(OpError::AlreadyEnrolled(name.clone()));
             }
-            None
+            (None, name.clone())
         }
-        Target::Existing(sel) => Some(
-            gallery
+        Target::Existing(sel) => {
+            let person = gallery
                 .find(sel)
-                .ok_or_else(|| GalleryError::NotFound(sel.clone()))?
-                .id,
-        ),
-    };
-    let mut warnings = Vec::new();
-    for (source, embedding) in faces {
-        if let Match::Known(c) = gallery.best_match(embedding, threshold)? {
-            if Some(c.person_id) != existing {
-                warnings.push(format!(
-                    "{source} looks like already-enrolled {} (id {}, similarity {:.3})",
-                    c.name.as_str(),
-                    c.person_id,
-                    c.similarity
-                ));
-            }
+                .ok_or_else(|| GalleryError::NotFound(sel.clone()))?;
+            (Some(person.id), person.name.to_string())
         }
+    };
+    let threshold = door.at(gallery.template_count() + faces.len()).threshold;
+    let photos: Vec<&[f32]> = faces.iter().map(|(_, e)| e.as_slice()).collect();
+    let warnings: Vec<String> = lookalikes::matches_for(gallery, &photos, threshold, existing)?
+        .into_iter()
+        .map(|(id, other, s)| {
+            format!(
+                "{name} looks like already-enrolled {other} (id {id}): similarity {s:.3}, at or \
+                 above the door threshold {threshold:.4}; the terminal may take one for the other"
+            )
+        })
+        .collect();
+    if strict && !warnings.is_empty() {
+        return Err(OpError::LookAlike(warnings));
     }
     let vectors: Vec<&[f32]> = faces.iter().map(|(_, e)| e.as_slice()).collect();
     let id = match (existing, target) {
@@ -148,8 +157,9 @@ pub fn enrol(
     })
 }
 
-/// The `list --json` object.
-pub fn list_json(gallery: &Gallery) -> Value {
+/// The `list --json` object, with the door's operating point for this gallery.
+pub fn list_json(gallery: &Gallery, door: &Rule) -> Value {
+    let operating_point = door.at(gallery.template_count());
     let people: Vec<_> = gallery
         .people()
         .iter()
@@ -163,7 +173,34 @@ pub fn list_json(gallery: &Gallery) -> Value {
             })
         })
         .collect();
-    json!({ "embedder": gallery.embedder().id.as_str(), "people": people })
+    json!({
+        "embedder": gallery.embedder().id.as_str(),
+        "threshold": operating_point.threshold,
+        "operating_point": operating_point,
+        "people": people,
+    })
+}
+
+/// One line saying which door threshold applies and why, from the `"operating_point"` object
+/// of `list --json` / `identify --json` (so it reads the same whichever path answered).
+pub fn describe_operating_point(op: &Value) -> String {
+    let threshold = op["threshold"].as_f64().unwrap_or(f64::NAN);
+    match (op["target"].as_f64(), op["predicted_rate"].as_f64()) {
+        (Some(target), Some(p)) if op["rule"] == "floor" => format!(
+            "door threshold {threshold:.4}: the embedder's 1:1 threshold, higher than a stranger \
+             accept rate of {target:.0e} per attempt against {} templates needs (predicted {p:.1e})",
+            op["comparisons"]
+        ),
+        (Some(target), Some(p)) => format!(
+            "door threshold {threshold:.4}: derived for a stranger accept rate of {target:.0e} \
+             per attempt against {} templates (predicted {p:.1e})",
+            op["comparisons"]
+        ),
+        _ => format!(
+            "door threshold {threshold:.4} ({})",
+            op["rule"].as_str().unwrap_or("?")
+        ),
+    }
 }
 
 /// The one face of an enrolment photo: exactly one, or the largest when `largest` is set.
@@ -216,10 +253,11 @@ fn area(f: &Face) -> f32 {
 
 /// Who is in `image`: the object `facegate identify --json` prints for one image, without its
 /// "image" field (the caller knows the file).
-/// `best_match` matches one embedding at `threshold` (against whichever gallery the caller has).
+/// `best_match` matches one embedding at the door threshold of whichever gallery the caller
+/// has; `operating_point` is that threshold as reported.
 pub fn identify(
     pipeline: &Pipeline,
-    threshold: f32,
+    operating_point: &OperatingPoint,
     image: &RgbImage,
     best_match: impl Fn(&[f32]) -> Result<Match, GalleryError>,
 ) -> Result<Map<String, Value>, String> {
@@ -238,13 +276,20 @@ pub fn identify(
             "landmarks": face.detection.landmarks,
             "quality": face.quality,
             "liveness": face.liveness,
+            // A face the liveness check calls a spoof is nobody, whatever it resembles.
+            "decision": match (&known, &face.liveness) {
+                (_, Some(l)) if !l.live => "spoof",
+                (Some(_), _) => "known",
+                (None, _) => "unknown",
+            },
             "match": known.as_ref().map(candidate_json),
             "best": best.as_ref().map(candidate_json),
         }));
     }
     let mut out = Map::new();
     out.insert("enhanced".into(), json!(analysis.enhanced));
-    out.insert("threshold".into(), json!(threshold));
+    out.insert("threshold".into(), json!(operating_point.threshold));
+    out.insert("operating_point".into(), json!(operating_point));
     out.insert("faces".into(), Value::Array(faces));
     Ok(out)
 }
@@ -261,25 +306,122 @@ mod tests {
     #[test]
     fn enrol_new_append_and_conflicts() {
         let mut g = random_gallery(1, 8, 2, 1);
+        let door = Rule::Fixed(0.99);
         let face = vec![("a".to_string(), vec![0.3; 8])];
-        let e = enrol(&mut g, &Target::New("Zed".into()), &face, 0.99, None).unwrap();
+        let e = enrol(
+            &mut g,
+            &Target::New("Zed".into()),
+            &face,
+            &door,
+            false,
+            None,
+        )
+        .unwrap();
         assert_eq!((e.name.as_str(), e.added, e.templates), ("Zed", 1, 1));
-        let err = enrol(&mut g, &Target::New("zed".into()), &face, 0.99, None).unwrap_err();
+        let err = enrol(
+            &mut g,
+            &Target::New("zed".into()),
+            &face,
+            &door,
+            false,
+            None,
+        )
+        .unwrap_err();
         assert_eq!(ApiError::from(err).code, ErrorCode::Conflict);
         let e2 = enrol(
             &mut g,
             &Target::Existing(selector("Zed")),
             &face,
-            0.99,
+            &door,
+            false,
             None,
         )
         .unwrap();
         assert_eq!((e2.id, e2.templates), (e.id, 2));
         assert!(e2.warnings.is_empty());
-        let err = enrol(&mut g, &Target::Existing(selector("99")), &face, 0.99, None).unwrap_err();
+        let err = enrol(
+            &mut g,
+            &Target::Existing(selector("99")),
+            &face,
+            &door,
+            false,
+            None,
+        )
+        .unwrap_err();
         assert_eq!(ApiError::from(err).code, ErrorCode::NotFound);
         // The same face under a second name is stored with a warning.
-        let e3 = enrol(&mut g, &Target::New("Twin".into()), &face, 0.99, None).unwrap();
+        let e3 = enrol(
+            &mut g,
+            &Target::New("Twin".into()),
+            &face,
+            &door,
+            false,
+            None,
+        )
+        .unwrap();
         assert_eq!(e3.warnings.len(), 1, "{e3:?}");
+        assert!(e3.warnings[0].contains("Twin looks like already-enrolled Zed"));
+        // Strict: the look-alike is refused and nothing is stored.
+        let before = (g.len(), g.template_count());
+        let err = enrol(
+            &mut g,
+            &Target::New("Twin2".into()),
+            &face,
+            &door,
+            true,
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, OpError::LookAlike(w) if w.len() == 2),
+            "{err}"
+        );
+        assert_eq!(ApiError::from(err).code, ErrorCode::Conflict);
+        assert_eq!((g.len(), g.template_count()), before);
+        // Appending to Zed: Twin is the look-alike, never Zed herself.
+        let err = enrol(
+            &mut g,
+            &Target::Existing(selector("Zed")),
+            &face,
+            &door,
+            true,
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("Zed looks like already-enrolled Twin"),
+            "{err}"
+        );
+        assert!(!err.contains("already-enrolled Zed"), "{err}");
+    }
+
+    #[test]
+    fn the_door_threshold_follows_the_gallery_size() {
+        use crate::gallery::operating_point::ImpostorTail;
+        let tail = ImpostorTail {
+            kind: "impostor-scores".into(),
+            embedder: "e".into(),
+            model_sha256: "00".into(),
+            comparisons: 100_000,
+            source: "test".into(),
+            survival: vec![0.1, 0.01, 0.001, 0.0001],
+            score: vec![0.2, 0.3, 0.4, 0.5],
+            tail_rate: 23.0,
+        };
+        let door = Rule::derived(1e-2, tail).unwrap();
+        let small = random_gallery(1, 8, 1, 1);
+        let large = random_gallery(2, 8, 40, 2);
+        let t = |g: &Gallery| list_json(g, &door)["threshold"].as_f64().unwrap();
+        let op = list_json(&large, &door)["operating_point"].clone();
+        assert_eq!(op["rule"], "derived");
+        assert_eq!(op["comparisons"], 80);
+        assert!(
+            t(&large) > t(&small) + 0.1,
+            "{} vs {}",
+            t(&large),
+            t(&small)
+        );
+        assert!(describe_operating_point(&op).contains("against 80 templates"));
     }
 }

@@ -65,6 +65,10 @@ pub struct Enroll {
     pub largest: bool,
     #[serde(default)]
     pub no_liveness: bool,
+    /// Refuse (store nothing, `conflict`) when a face is a look-alike of someone else enrolled,
+    /// instead of storing it with a warning.
+    #[serde(default)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -78,6 +82,10 @@ pub struct Append {
     pub largest: bool,
     #[serde(default)]
     pub no_liveness: bool,
+    /// Refuse (store nothing, `conflict`) when a face is a look-alike of someone else enrolled,
+    /// instead of storing it with a warning.
+    #[serde(default)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -303,7 +311,15 @@ mod tests {
         let e =
             decode_request(br#"{"v":1,"op":"enroll","name":"Ada","embeddings":[[1,0]]}"#).unwrap();
         assert!(
-            matches!(e, Request::Enroll(Enroll { ref name, ref faces, .. }) if name == "Ada" && faces.embeddings == Some(vec![vec![1.0, 0.0]]))
+            matches!(e, Request::Enroll(Enroll { ref name, ref faces, strict: false, .. }) if name == "Ada" && faces.embeddings == Some(vec![vec![1.0, 0.0]]))
+        );
+        let a = decode_request(
+            br#"{"v":1,"op":"append","person":"3","embeddings":[[1,0]],"strict":true}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(a, Request::Append(Append { strict: true, .. })),
+            "{a:?}"
         );
         let v = decode_request(br#"{"v":1,"op":"verify_user","user":"ada"}"#).unwrap();
         assert_eq!(

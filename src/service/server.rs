@@ -14,6 +14,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::gallery::live::LiveGallery;
+use crate::gallery::operating_point::Rule;
 use crate::gallery::GalleryStore;
 use crate::media::image_io::decode_rgb;
 use crate::vision::pipeline::Pipeline;
@@ -57,7 +58,9 @@ pub struct State {
     /// Saved to under the service's lease (held by whoever runs the server).
     pub store: GalleryStore,
     pub pipeline: Arc<Pipeline>,
-    pub threshold: f32,
+    /// The door's threshold rule: every request applies it to the live gallery's size as it
+    /// is at that moment, so the threshold follows each enrolment and removal.
+    pub door: Rule,
     pub feed: Arc<Feed>,
     /// Face login: settings, frames, rate limit, log.
     pub login: Arc<LoginStation>,
@@ -227,7 +230,7 @@ fn handle(
 ) -> Result<Value, ApiError> {
     match request {
         Request::Status {} => Ok(status(state)),
-        Request::List {} => Ok(ops::list_json(&state.live.read())),
+        Request::List {} => Ok(ops::list_json(&state.live.read(), &state.door)),
         Request::Enroll(e) => {
             let faces = faces(state, &e.faces, e.largest, e.no_liveness)?;
             change(state, |g| {
@@ -235,7 +238,8 @@ fn handle(
                     g,
                     &Target::New(e.name.clone()),
                     &faces,
-                    state.threshold,
+                    &state.door,
+                    e.strict,
                     e.user.as_deref(),
                 )?)
             })
@@ -249,7 +253,8 @@ fn handle(
                     g,
                     &target,
                     &faces,
-                    state.threshold,
+                    &state.door,
+                    a.strict,
                     a.user.as_deref(),
                 )?)
             })
@@ -272,8 +277,12 @@ fn handle(
             let image = decode_image(&image, "image")?;
             let mut out = serde_json::Map::new();
             out.insert("image".into(), Value::Null);
-            let found = ops::identify(&state.pipeline, state.threshold, &image, |e| {
-                state.live.read().best_match(e, state.threshold)
+            // The threshold of the gallery each face is matched against (a change between two
+            // faces of one photo moves both together); reported as it was at the start.
+            let reported = state.door.at(state.live.read().template_count());
+            let found = ops::identify(&state.pipeline, &reported, &image, |e| {
+                let g = state.live.read();
+                g.best_match(e, state.door.at(g.template_count()).threshold)
             })
             .map_err(|e| ApiError::new(ErrorCode::Internal, e))?;
             out.extend(found);
@@ -376,6 +385,7 @@ fn status(state: &State) -> Value {
             "generation": state.live.generation(),
             "path": state.store.path(),
         },
+        "operating_point": state.door.at(g.template_count()),
         "mode": state.info.mode,
         "last_decision": state.feed.last(),
     })

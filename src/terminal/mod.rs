@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::gallery::live::{LiveGallery, Removed};
+use crate::gallery::operating_point::Rule;
 use crate::gallery::{GalleryError, Match};
 use crate::hw::camera::{Resilient, SourceEvent};
 use crate::hw::display::{Display, Screen};
@@ -105,7 +106,9 @@ pub struct Terminal<'a> {
     pub pipeline: &'a Pipeline,
     /// Shared with the API, which may change it while the terminal runs.
     pub gallery: &'a LiveGallery,
-    pub threshold: f32,
+    /// The door's threshold rule, applied to the size of the gallery each face is matched
+    /// against: the threshold follows every enrolment and removal.
+    pub door: Rule,
     pub decider: Decider,
     pub indicator: Box<dyn Indicator + 'a>,
     pub display: Option<Box<dyn Display + 'a>>,
@@ -249,7 +252,10 @@ impl Terminal<'_> {
                     live: verdict.map(|l| l.live),
                 });
                 // One read per face: a writer swapping in a new gallery never waits for a frame.
-                let matched = self.gallery.read().best_match(&embedding, self.threshold)?;
+                let matched = {
+                    let g = self.gallery.read();
+                    g.best_match(&embedding, self.door.at(g.template_count()).threshold)?
+                };
                 match matched {
                     Match::Known(c) => (
                         Some(Identity {
@@ -335,6 +341,11 @@ impl Terminal<'_> {
         if dropped > 0 {
             log::info!("gallery changed: dropped {dropped} decision track(s) of removed people");
         }
+        let templates = self.gallery.read().template_count();
+        log::info!(
+            "gallery changed: {templates} templates, door threshold {:.4}",
+            self.door.at(templates).threshold
+        );
         *seen = changes.generation;
         self.gallery.acknowledge(changes.generation);
     }
