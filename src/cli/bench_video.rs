@@ -34,7 +34,8 @@ pub fn run(
     if let Some(t) = threads {
         pipeline.set_threads(t);
     }
-    let threshold = ctx.threshold()?;
+    // The door's rule, as `run` applies it to the gallery.
+    let door = ctx.door_rule()?;
     let gallery = LiveGallery::new(ctx.load_gallery(&pipeline.gallery_id()?)?);
     let mut camera = ctx.config.camera.clone();
     camera.source = video.display().to_string();
@@ -59,7 +60,7 @@ pub fn run(
         let mut terminal = Terminal {
             pipeline: &pipeline,
             gallery: &gallery,
-            threshold,
+            door: door.clone(),
             decider: Decider::new(ctx.config.decide.clone())
                 .with_liveness(pipeline.liveness().map(|l| LivenessRule::of(l.params()))),
             indicator: Box::new(LogIndicator::default()),
