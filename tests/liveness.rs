@@ -290,7 +290,7 @@ fn eval_liveness_and_calibrate_agree_and_the_written_threshold_is_used() {
             cmd.args(["--config", s(c)]);
         }
         cmd.args(["--json", "eval", "liveness", "--live", s(&live_dir)])
-            .args(["--attack", s(&attack_dir)]);
+            .args(["--attack", s(&attack_dir), "--at", "0.5", "--at", "1.01"]);
         if let Some(p) = plot {
             cmd.args(["--plot", s(p)]);
         }
@@ -306,6 +306,11 @@ fn eval_liveness_and_calibrate_agree_and_the_written_threshold_is_used() {
     assert_eq!(count("attack"), attack.len() as u64, "{report}");
     assert_eq!(report["nets"], "v2+v1se");
     assert_eq!(report["at_threshold"]["threshold"], 0.5);
+    // --at reports further operating points: 0.5 is the configured one again; above every
+    // score, no attack passes and every live face is refused.
+    assert_eq!(report["at_thresholds"][0], report["at_threshold"], "{report}");
+    assert_eq!(report["at_thresholds"][1]["apcer"], 0.0, "{report}");
+    assert_eq!(report["at_thresholds"][1]["bpcer"], 1.0, "{report}");
     // 75 attacks cannot show an APCER of 1 %, but can show 5 %.
     assert!(report["at_apcer"][0]["point"].is_null(), "{report}");
     let at5 = &report["at_apcer"][1]["point"];
