@@ -131,6 +131,23 @@ fn choose_screen(
     }
 }
 
+/// The person `embedding` (a track's fused embedding) matches at the door's threshold.
+fn fused_match(gallery: &LiveGallery, door: &Rule, embedding: &[f32]) -> Option<Identity> {
+    let g = gallery.read();
+    match g.best_match(embedding, door.at(g.template_count()).threshold) {
+        Ok(Match::Known(c)) => Some(Identity {
+            person_id: c.person_id,
+            name: c.name.to_string(),
+            similarity: c.similarity,
+        }),
+        Ok(Match::Unknown { .. }) => None,
+        Err(e) => {
+            log::warn!("track fusion: {e}");
+            None
+        }
+    }
+}
+
 impl Terminal<'_> {
     fn show(&mut self, screen: &Screen) {
         if let Some(d) = self.display.as_mut() {
@@ -178,6 +195,7 @@ impl Terminal<'_> {
             let quality = Quality::measure(&det, &chip);
             let mut nearest = String::new();
             let mut liveness = None;
+            let mut kept = None;
             let (identity, best) = if gates.check(&quality).is_some() {
                 seen.push(SeenFace {
                     bbox: det.bbox,
@@ -208,6 +226,7 @@ impl Terminal<'_> {
                     embedding: Some(embedding.clone()),
                     live: verdict.map(|l| l.live),
                 });
+                kept = Some(embedding.clone());
                 // One read per face: a writer swapping in a new gallery never waits for a frame.
                 let matched = {
                     let g = self.gallery.read();
@@ -249,6 +268,7 @@ impl Terminal<'_> {
                 identity,
                 best_similarity: best,
                 liveness,
+                embedding: kept,
             });
         }
         Ok(out)
@@ -372,7 +392,12 @@ impl Terminal<'_> {
             report.frames_analysed += 1;
             let mut seen = Vec::new();
             let faces = self.observe(&frame, &mut report.times, &mut seen)?;
-            let step = self.decider.step(frame.timestamp, &faces);
+            // Track fusion searches the gallery as it is now, at the door's threshold.
+            let door = &self.door;
+            let fused = |e: &[f32]| fused_match(gallery, door, e);
+            let step = self
+                .decider
+                .step_fused(frame.timestamp, &faces, Some(&fused));
             report.analyse += read_at.elapsed();
             observer.analysed(&AnalysedFrame {
                 index: frame.index,
