@@ -264,10 +264,11 @@ impl Runner {
         let pipeline = setup.pipeline()?;
         // Which face is found and how it is aligned changes the embedding: key on the settings.
         let settings = format!(
-            "{:?}|{:?}|{:?}",
+            "{:?}|{:?}|{:?}|mirrored {}",
             setup.variants()?.1,
             setup.config.detector,
-            setup.config.low_light
+            setup.config.low_light,
+            setup.config.matching.mirrored_embedding
         );
         let key = CacheKey::new(&pipeline, &settings);
         let path = match (&cache.file, cache.disabled) {
