@@ -23,7 +23,9 @@ fn compare_runs_on_one_frame_and_prints_the_table() {
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     eprintln!("{stdout}");
     assert!(stdout.contains("| frames"), "{stdout}");
-    for stage in ["pnet", "rnet", "onet", "liveness", "embed", "search", "total"] {
+    for stage in [
+        "pnet", "rnet", "onet", "liveness", "embed", "search", "total",
+    ] {
         assert!(
             stdout
                 .lines()

@@ -224,10 +224,7 @@ pub fn run(setup: &Setup, args: &CompareOptions) -> Result<Report> {
             single_faces = last.iter().map(|r| r.faces.clone()).collect();
             agreement = Some(agree(&last));
         } else if let Some(a) = agreement.as_mut() {
-            a.threads_identical = last
-                .iter()
-                .zip(&single_faces)
-                .all(|(r, s)| &r.faces == s);
+            a.threads_identical = last.iter().zip(&single_faces).all(|(r, s)| &r.faces == s);
         }
         let mut stages = Vec::new();
         for (g, group) in GROUPS.iter().enumerate() {
