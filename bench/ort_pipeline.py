@@ -7,6 +7,7 @@ frame by frame over stdin/stdout, alternating with its own runs so machine load 
 alike. Protocol, one JSON object per line:
 
   started with  --models DIR --embedder ID --threads N --gallery-people P [--min-face F]
+                [--liveness NET,NET]  (nets of minifasnet.toml; none: no liveness stage)
   prints        {"ready": true, "load_ms": ..., "onnxruntime": "1.31.1", "threads": N, ...}
   reads         {"frame": "/path/to.png"}          -> {"times": {...}, "infer": {...}, "faces": [...]}
                 {"quit": true}                       -> {"peak_rss_kb": ...} and exits
@@ -17,7 +18,11 @@ box-filter ("area") downscaling, (x - 127.5)/128, thresholds 0.6/0.7/0.7, NMS 0.
 0.7 across scales (IoU without +1), 0.7 after R-Net, 0.7 "Min" (+1 areas) after O-Net, squared
 boxes, zero-padded crops, final score >= 0.9; alignment by the 5-point similarity (Umeyama, no
 reflection) with a bilinear warp, black outside; embedding L2-normalised; 1:N search = best
-cosine over 5 templates per person (numpy matmul).
+cosine over 5 templates per person (numpy matmul). Liveness (src/vision/liveness.rs): per net,
+the face box enlarged by the net's scale around its centre, the scale reduced until the window
+fits the image, the window shifted inside the edges and truncated to integers; a bilinear resize
+(half-pixel centres, edges clamped, rounded to 8 bits) to 80x80 BGR 0..255; softmax; the mean
+"real" probability of the nets.
 
 Resampling: Pillow's BOX filter, which is what fast_image_resize's Convolution(Box) reproduces, so
 both sides see (nearly) the same pixels; small rounding differences can move a borderline box.
@@ -96,8 +101,49 @@ def normalise(rgb):
     return ((rgb.astype(F32) - F32(127.5)) * F32(1.0 / 128.0)).transpose(2, 0, 1)
 
 
+def crop_window(box, scale, width, height):
+    """The integer window (left, top, right, bottom), inclusive, as liveness.rs crop_window."""
+    iw, ih = F32(max(width, 1) - 1), F32(max(height, 1) - 1)
+    x1, y1, x2, y2 = (F32(v) for v in box)
+    bw, bh = max(x2 - x1, F32(1.0)), max(y2 - y1, F32(1.0))
+    scale = min(F32(scale), ih / bh, iw / bw)
+    nw, nh = bw * scale, bh * scale
+    cx, cy = x1 + bw / F32(2.0), y1 + bh / F32(2.0)
+    l, t = cx - nw / F32(2.0), cy - nh / F32(2.0)
+    r, b = cx + nw / F32(2.0), cy + nh / F32(2.0)
+    if l < 0:
+        r, l = r - l, F32(0.0)
+    if t < 0:
+        b, t = b - t, F32(0.0)
+    if r > iw:
+        l, r = l - (r - iw), iw
+    if b > ih:
+        t, b = t - (b - ih), ih
+    return [int(min(max(v, F32(0.0)), m)) for v, m in ((l, iw), (t, ih), (r, iw), (b, ih))]
+
+
+def bgr_planes(rgb, window, w, h):
+    """Bilinear resize of the window to w x h, rounded to 8 bits, as NCHW BGR float32."""
+    l, t, r, b = window
+    src = rgb[t : b + 1, l : r + 1].astype(F32)
+
+    def axis(n_in, n_out):
+        ratio = F32(n_in) / F32(n_out)
+        s = np.maximum((np.arange(n_out, dtype=F32) + F32(0.5)) * ratio - F32(0.5), F32(0.0))
+        i0 = np.minimum(np.floor(s).astype(np.int64), n_in - 1)
+        return i0, np.minimum(i0 + 1, n_in - 1), (s - i0).astype(F32)
+
+    x0, x1, fx = axis(src.shape[1], w)
+    y0, y1, fy = axis(src.shape[0], h)
+    fx, fy = fx[None, :, None], fy[:, None, None]
+    top = src[y0][:, x0] * (F32(1.0) - fx) + src[y0][:, x1] * fx
+    bot = src[y1][:, x0] * (F32(1.0) - fx) + src[y1][:, x1] * fx
+    v = np.floor(top * (F32(1.0) - fy) + bot * fy + F32(0.5))  # >= 0: round half away
+    return np.ascontiguousarray(v[:, :, ::-1].transpose(2, 0, 1)[None])
+
+
 class Pipeline:
-    def __init__(self, models, embedder, threads, min_face):
+    def __init__(self, models, embedder, threads, min_face, liveness=()):
         with open(os.path.join(models, "mtcnn.toml"), "rb") as f:
             det = tomllib.load(f)
         with open(os.path.join(models, f"{embedder}.toml"), "rb") as f:
@@ -111,6 +157,17 @@ class Pipeline:
         self.inv_std = F32(1.0) / np.array(self.emb["std"], dtype=F32)
         self.template = np.array(self.emb["template"], dtype=np.float64)
         self.chip = tuple(self.emb["template_size"])
+        self.liveness = []
+        if liveness:
+            with open(os.path.join(models, "minifasnet.toml"), "rb") as f:
+                pad = tomllib.load(f)
+            self.live_size = tuple(pad["input_size"])
+            self.real_class = int(pad["real_class"])
+            for name in liveness:
+                net = pad[name]
+                self.liveness.append(
+                    (F32(net["scale"]), session(os.path.join(models, net["file"]), threads))
+                )
         self.infer = {}
 
     def run(self, sess, stage, x):
@@ -240,6 +297,17 @@ class Pipeline:
             self.chip, Image.AFFINE, (ia, -ib, c, ib, ia, f), resample=Image.BILINEAR
         )
 
+    def live(self, rgb, box):
+        """Mean softmax "real" probability of the liveness nets for the face at box."""
+        h, w = rgb.shape[:2]
+        scores = []
+        for scale, sess in self.liveness:
+            x = bgr_planes(rgb, crop_window(box, scale, w, h), *self.live_size)
+            logits = self.run(sess, "liveness", x)[0][0].astype(np.float64)
+            e = np.exp(logits - logits.max())
+            scores.append(float(e[self.real_class] / e.sum()))
+        return sum(scores) / len(scores)
+
     def embed(self, chip):
         x = ((np.asarray(chip).astype(F32) - self.mean) * self.inv_std).transpose(2, 0, 1)
         out = self.run(self.embedder, "embed", np.ascontiguousarray(x[None]))[0][0]
@@ -253,10 +321,12 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="0 = onnxruntime default (all cores)")
     ap.add_argument("--gallery-people", type=int, default=10000)
     ap.add_argument("--min-face", type=float, default=20.0)
+    ap.add_argument("--liveness", default="", help="comma-separated nets of minifasnet.toml")
     args = ap.parse_args()
 
     t = now()
-    pipe = Pipeline(args.models, args.embedder, args.threads, args.min_face)
+    nets = [n for n in args.liveness.split(",") if n]
+    pipe = Pipeline(args.models, args.embedder, args.threads, args.min_face, nets)
     load_ms = (now() - t) * 1e3
     dim = int(pipe.emb["output_dim"])
     rng = np.random.default_rng(0)
@@ -298,11 +368,15 @@ def main():
                 t = now()
                 faces = pipe.stage_onet(rgb, boxes)
                 times["onet"] = now() - t
-        times["align"] = times["embed"] = times["search"] = 0.0
+        times["align"] = times["liveness"] = times["embed"] = times["search"] = 0.0
         for face in faces:
             t = now()
             chip = pipe.align(image, face["landmarks"])
             times["align"] += now() - t
+            if pipe.liveness:
+                t = now()
+                face["liveness"] = pipe.live(rgb, face["box"])
+                times["liveness"] += now() - t
             t = now()
             e = pipe.embed(chip)
             times["embed"] += now() - t

@@ -218,6 +218,9 @@ pub struct MatchParams {
     /// Login (1:1, `verify`): the share of impostor comparisons with one claimed person that may
     /// pass.
     pub login_accept_rate: f64,
+    /// Also embed the mirrored face and compare the normalised mean of both (flip test-time
+    /// augmentation): twice the embedder's time per face; off, as measured in docs/accuracy.md.
+    pub mirrored_embedding: bool,
 }
 
 impl Default for MatchParams {
@@ -226,6 +229,7 @@ impl Default for MatchParams {
             threshold: None,
             stranger_accept_rate: 1e-2,
             login_accept_rate: 1e-4,
+            mirrored_embedding: false,
         }
     }
 }

@@ -102,7 +102,7 @@ impl Setup {
     /// Load and optimise the detector and embedder (verifying their checksums).
     pub fn pipeline(&self) -> Result<Pipeline, SetupError> {
         let (embedder, detector) = self.variants()?;
-        Pipeline::load_variants(
+        let mut pipeline = Pipeline::load_variants(
             &self.models,
             embedder.clone(),
             detector,
@@ -112,7 +112,9 @@ impl Setup {
         .map_err(|error| SetupError::Pipeline {
             root: self.models.root().to_path_buf(),
             error,
-        })
+        })?;
+        pipeline.set_mirrored_embedding(self.config.matching.mirrored_embedding);
+        Ok(pipeline)
     }
 
     /// [`Setup::pipeline`] with the liveness check when `[liveness] enabled` (and not

@@ -23,7 +23,9 @@ fn compare_runs_on_one_frame_and_prints_the_table() {
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     eprintln!("{stdout}");
     assert!(stdout.contains("| frames"), "{stdout}");
-    for stage in ["pnet", "rnet", "onet", "embed", "search", "total"] {
+    for stage in [
+        "pnet", "rnet", "onet", "liveness", "embed", "search", "total",
+    ] {
         assert!(
             stdout
                 .lines()
@@ -38,4 +40,10 @@ fn compare_runs_on_one_frame_and_prints_the_table() {
         .unwrap_or_else(|| panic!("no agreement line:\n{stdout}"));
     assert!(line.contains("/2 frames with the same count"), "{line}");
     assert!(line.contains("= one-thread facegate: yes"), "{line}");
+    // Both sides score liveness with the same nets on (nearly) the same boxes.
+    let live = stdout
+        .lines()
+        .find(|l| l.starts_with("liveness (v2+v1se): |facegate"))
+        .unwrap_or_else(|| panic!("no liveness agreement line:\n{stdout}"));
+    assert!(live.contains("max"), "{live}");
 }

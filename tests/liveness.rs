@@ -10,14 +10,9 @@ use serde_json::Value;
 
 const SUBJECT: &str = "0003";
 
-fn pad_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pad/nuaa_dev");
-    dir.join("live").is_dir().then_some(dir)
-}
-
 macro_rules! pad_or_skip {
     () => {
-        match pad_dir() {
+        match common::nuaa_dir() {
             Some(d) => d,
             None => {
                 eprintln!("SKIPPED: ../shared/pad/nuaa_dev is not present on this machine");
@@ -29,30 +24,6 @@ macro_rules! pad_or_skip {
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// The subject's frames of one kind, in name order (sessions, then picture number).
-fn frames(pad: &Path, kind: &str) -> Vec<PathBuf> {
-    common::images_in(&pad.join(kind))
-        .into_iter()
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with(&format!("{SUBJECT}_"))
-        })
-        .collect()
-}
-
-/// A folder of symlinks to `frames`, for the folder frame source.
-fn frame_dir(root: &Path, name: &str, frames: &[PathBuf]) -> PathBuf {
-    let dir = root.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    for (i, f) in frames.iter().enumerate() {
-        std::os::unix::fs::symlink(f, dir.join(format!("{i:04}.jpg"))).unwrap();
-    }
-    dir
 }
 
 /// `--largest`: NUAA frames often hold a second, small false detection beside the subject.
@@ -100,8 +71,8 @@ fn printed_photos_are_refused_as_spoof_and_the_live_subject_is_accepted() {
     let pad = pad_or_skip!();
     let work = tempfile::tempdir().unwrap();
     let gallery = work.path().join("gallery.fg");
-    let live = frames(&pad, "live");
-    let attack = frames(&pad, "attack");
+    let live = common::nuaa_frames(&pad, "live", SUBJECT);
+    let attack = common::nuaa_frames(&pad, "attack", SUBJECT);
     // nuaa_dev holds 15 live frames (one session) and 75 attack frames of this subject.
     assert!(
         live.len() >= 15 && attack.len() >= 20,
@@ -124,7 +95,7 @@ fn printed_photos_are_refused_as_spoof_and_the_live_subject_is_accepted() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let attack_dir = frame_dir(work.path(), "attack", &attack);
+    let attack_dir = common::linked_frames(work.path(), "attack", &attack);
     let snapshots = work.path().join("snapshots");
     let decisions = run(
         &gallery,
@@ -159,7 +130,7 @@ fn printed_photos_are_refused_as_spoof_and_the_live_subject_is_accepted() {
         decisions.len()
     );
 
-    let live_dir = frame_dir(work.path(), "live", &live);
+    let live_dir = common::linked_frames(work.path(), "live", &live);
     let decisions = run(&gallery, &live_dir, work.path(), &[]);
     let accepted: Vec<_> = decisions
         .iter()
@@ -203,7 +174,7 @@ fn a_liveness_model_with_the_wrong_checksum_is_a_clear_error() {
     let at = bytes.len() / 2;
     bytes[at] ^= 0x40;
     std::fs::write(&net, bytes).unwrap();
-    let photo = frames(&pad, "live").remove(0);
+    let photo = common::nuaa_frames(&pad, "live", SUBJECT).remove(0);
     let out = common::facegate()
         .env("FACEGATE_MODELS", models.path())
         .args(["--gallery", s(&models.path().join("g.fg")), "identify"])
@@ -223,8 +194,8 @@ fn a_liveness_model_with_the_wrong_checksum_is_a_clear_error() {
 fn identify_and_embed_report_liveness() {
     let pad = pad_or_skip!();
     let work = tempfile::tempdir().unwrap();
-    let live = frames(&pad, "live").remove(0);
-    let attack = frames(&pad, "attack").remove(0);
+    let live = common::nuaa_frames(&pad, "live", SUBJECT).remove(0);
+    let attack = common::nuaa_frames(&pad, "attack", SUBJECT).remove(0);
     let out = common::facegate()
         .args([
             "--gallery",
@@ -280,9 +251,12 @@ fn json_of(out: std::process::Output) -> Value {
 fn eval_liveness_and_calibrate_agree_and_the_written_threshold_is_used() {
     let pad = pad_or_skip!();
     let work = tempfile::tempdir().unwrap();
-    let (live, attack) = (frames(&pad, "live"), frames(&pad, "attack"));
-    let live_dir = frame_dir(work.path(), "live", &live);
-    let attack_dir = frame_dir(work.path(), "attack", &attack);
+    let (live, attack) = (
+        common::nuaa_frames(&pad, "live", SUBJECT),
+        common::nuaa_frames(&pad, "attack", SUBJECT),
+    );
+    let live_dir = common::linked_frames(work.path(), "live", &live);
+    let attack_dir = common::linked_frames(work.path(), "attack", &attack);
     let plot = work.path().join("det.png");
     let eval = |config: Option<&Path>, plot: Option<&Path>| {
         let mut cmd = common::facegate();
@@ -290,7 +264,7 @@ fn eval_liveness_and_calibrate_agree_and_the_written_threshold_is_used() {
             cmd.args(["--config", s(c)]);
         }
         cmd.args(["--json", "eval", "liveness", "--live", s(&live_dir)])
-            .args(["--attack", s(&attack_dir)]);
+            .args(["--attack", s(&attack_dir), "--at", "0.5", "--at", "1.01"]);
         if let Some(p) = plot {
             cmd.args(["--plot", s(p)]);
         }
@@ -306,6 +280,14 @@ fn eval_liveness_and_calibrate_agree_and_the_written_threshold_is_used() {
     assert_eq!(count("attack"), attack.len() as u64, "{report}");
     assert_eq!(report["nets"], "v2+v1se");
     assert_eq!(report["at_threshold"]["threshold"], 0.5);
+    // --at reports further operating points: 0.5 is the configured one again; above every
+    // score, no attack passes and every live face is refused.
+    assert_eq!(
+        report["at_thresholds"][0], report["at_threshold"],
+        "{report}"
+    );
+    assert_eq!(report["at_thresholds"][1]["apcer"], 0.0, "{report}");
+    assert_eq!(report["at_thresholds"][1]["bpcer"], 1.0, "{report}");
     // 75 attacks cannot show an APCER of 1 %, but can show 5 %.
     assert!(report["at_apcer"][0]["point"].is_null(), "{report}");
     let at5 = &report["at_apcer"][1]["point"];

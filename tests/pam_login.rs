@@ -630,45 +630,18 @@ fn a_door_station_shares_its_frames_with_face_login() {
     );
 }
 
-/// The subject's NUAA frames of one kind (`live` or `attack`, printed photos of them).
-fn nuaa_frames(kind: &str, subject: &str) -> Option<Vec<PathBuf>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pad/nuaa_dev");
-    if !dir.join(kind).is_dir() {
-        return None;
-    }
-    Some(
-        common::images_in(&dir.join(kind))
-            .into_iter()
-            .filter(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with(&format!("{subject}_"))
-            })
-            .collect(),
-    )
-}
-
-fn linked_frames(dir: &Path, name: &str, frames: &[PathBuf]) -> PathBuf {
-    let out = dir.join(name);
-    std::fs::create_dir(&out).unwrap();
-    for (i, f) in frames.iter().enumerate() {
-        std::os::unix::fs::symlink(f, out.join(format!("{i:04}.jpg"))).unwrap();
-    }
-    out
-}
-
 /// Liveness on (the PAM line without `nolive`): printed
 /// photos of the enrolled account's own face (NUAA) are refused as a photo; the live face of the
 /// same person, and Lin-Manuel Miranda's face in the Hamilton clip, log in.
 #[test]
 fn with_liveness_a_printed_photo_of_the_user_is_refused_and_the_live_face_logs_in() {
     let data = data_or_skip!();
-    let (Some(live), Some(attack)) = (nuaa_frames("live", "0003"), nuaa_frames("attack", "0003"))
-    else {
+    let Some(pad) = common::nuaa_dir() else {
         eprintln!("SKIPPED: ../shared/pad/nuaa_dev is not present on this machine");
         return;
     };
+    let live = common::nuaa_frames(&pad, "live", "0003");
+    let attack = common::nuaa_frames(&pad, "attack", "0003");
     assert!(
         live.len() >= 15 && attack.len() >= 20,
         "{live:?} {attack:?}"
@@ -678,7 +651,7 @@ fn with_liveness_a_printed_photo_of_the_user_is_refused_and_the_live_face_logs_i
     let picks = [0, live.len() / 2, live.len() - 1].map(|i| live[i].clone());
 
     // Printed photos of pat at the camera.
-    let attack_dir = linked_frames(scratch.path(), "attack", &attack);
+    let attack_dir = common::linked_frames(scratch.path(), "attack", &attack);
     let mut station = Station::new(&attack_dir, "login");
     station.enroll_photos("0003", "pat", &picks);
     station.start();
@@ -698,7 +671,7 @@ fn with_liveness_a_printed_photo_of_the_user_is_refused_and_the_live_face_logs_i
     drop(station);
 
     // Pat themselves at the camera.
-    let live_dir = linked_frames(scratch.path(), "live", &live);
+    let live_dir = common::linked_frames(scratch.path(), "live", &live);
     let mut station = Station::new(&live_dir, "login");
     station.enroll_photos("0003", "pat", &picks);
     station.start();

@@ -187,3 +187,36 @@ fn int8_dlib_is_within_the_goal_of_fp32_on_lfw() {
 fn int8_mobilefacenet_is_within_the_goal_of_fp32_on_lfw() {
     within_goal("mobilefacenet", Precision::Int8);
 }
+
+#[test]
+fn a_mirrored_embedding_is_the_mean_of_the_face_and_its_mirror_image() {
+    let data = data_or_skip!();
+    let photo = data.join("dev/lfw_folds_1_2/Jacques_Chirac/Jacques_Chirac_0001.jpg");
+    let image = load_rgb(&photo).unwrap();
+    let pipeline = common::pipeline("mobilefacenet");
+    let analysis = pipeline
+        .analyse(
+            &image,
+            &mut facegate::vision::pipeline::StageTimes::default(),
+        )
+        .unwrap();
+    let face = analysis.faces.first().expect("a face in the photo");
+    let dir = ModelDir::locate(Some(&common::models_dir())).unwrap();
+    let mut embedder = Embedder::load(&dir, "mobilefacenet").unwrap();
+    let (w, h) = embedder.chip_size();
+    let chip = align_face(&image, &face.detection.landmarks, embedder.template(), w, h).unwrap();
+    let direct = embedder.embed(&chip).unwrap();
+    let mirror = embedder
+        .embed(&image::imageops::flip_horizontal(&chip))
+        .unwrap();
+    embedder.set_mirrored(true);
+    let both = embedder.embed(&chip).unwrap();
+    let sum: Vec<f32> = direct.iter().zip(&mirror).map(|(a, b)| a + b).collect();
+    let norm = sum.iter().map(|x| x * x).sum::<f32>().sqrt();
+    for (b, s) in both.iter().zip(&sum) {
+        assert!((b - s / norm).abs() < 1e-6, "{b} vs {}", s / norm);
+    }
+    // A real face is not perfectly symmetric: the mirror image adds something.
+    let c = cosine(&both, &direct);
+    assert!(c < 0.9999 && c > 0.5, "{c}");
+}

@@ -170,10 +170,26 @@ fn the_two_enrolled_people_are_let_in_and_nobody_else() {
         "{:#?}",
         run.decisions
     );
+    // Track fusion confirmed the accept: the track's mean embedding matches him at the door's
+    // threshold for this gallery, as `list` reports it.
+    let out = common::facegate()
+        .args([
+            "--gallery",
+            s(&work.path().join("gallery.fg")),
+            "--json",
+            "list",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let door = listed["threshold"].as_f64().unwrap();
     for d in &run.decisions {
         assert!(d["frames_used"].as_u64().unwrap() >= 5, "{d}");
         if d["outcome"] == "accepted" {
             assert!(d["similarity"].as_f64().unwrap() > 0.3, "{d}");
+            let fused = d["fused_similarity"].as_f64().unwrap_or(f64::NAN);
+            assert!(fused >= door, "fused {fused} below the door's {door}: {d}");
         }
     }
 

@@ -334,23 +334,30 @@ fn bench_video_reports_time_to_decision_per_track() {
     let replays = v["replays"].as_array().unwrap();
     // This machine, then the board's optimistic and pessimistic cost.
     assert_eq!(replays.len(), 3);
-    for r in replays {
+    for (i, r) in replays.iter().enumerate() {
         let lin: Vec<&Value> = r["tracks"]
             .as_array()
             .unwrap()
             .iter()
             .filter(|t| t["name"] == LIN)
             .collect();
-        assert_eq!(lin.len(), 1, "{r}");
-        let t = lin[0];
-        let ttd = t["time_to_decision_s"].as_f64().unwrap();
-        assert!(ttd > 0.0, "{t}");
-        assert!(
-            (t["decided_at_s"].as_f64().unwrap() - t["first_frame_s"].as_f64().unwrap() - ttd)
-                .abs()
-                < 1e-6
-        );
-        assert!(t["frames_analysed"].as_u64().unwrap() >= 5, "{t}");
+        // Which frames a slower device gets to analyse depends on the cost measured here, so
+        // at the pessimistic board cost whether Lin-Manuel is decided within the clip is the
+        // benchmark's result (docs/performance.md), not something a test can require.
+        if i < 2 {
+            assert_eq!(lin.len(), 1, "{r}");
+        }
+        assert!(lin.len() <= 1, "{r}");
+        for t in lin {
+            let ttd = t["time_to_decision_s"].as_f64().unwrap();
+            assert!(ttd > 0.0, "{t}");
+            assert!(
+                (t["decided_at_s"].as_f64().unwrap() - t["first_frame_s"].as_f64().unwrap() - ttd)
+                    .abs()
+                    < 1e-6
+            );
+            assert!(t["frames_analysed"].as_u64().unwrap() >= 5, "{t}");
+        }
         assert!(r["frames_analysed"].as_u64().unwrap() <= r["frames"].as_u64().unwrap());
     }
     // A slower device analyses fewer of the same frames.

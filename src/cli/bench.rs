@@ -53,7 +53,8 @@ pub struct BenchArgs {
     /// --compare: the python that creates bench/.venv
     #[arg(long, default_value = "python3")]
     python: String,
-    /// Time the pipeline without the liveness stage (on by default, as in `run`)
+    /// Time the pipeline without the liveness stage (on by default, as in `run`; with
+    /// --compare, on both sides)
     #[arg(long)]
     no_liveness: bool,
 }
@@ -85,6 +86,7 @@ pub fn run(ctx: &Context, args: BenchArgs) -> Result<ExitCode> {
             runs: args.runs,
             gallery_people: args.gallery_size.unwrap_or(10_000),
             threads: args.threads.unwrap_or(0),
+            liveness: !args.no_liveness,
         };
         let report = compare::run(ctx, &options)?;
         if ctx.json {

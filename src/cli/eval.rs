@@ -127,6 +127,10 @@ struct LivenessArgs {
     /// Write the DET curve (BPCER against APCER, log axes) to this PNG
     #[arg(long, value_name = "PNG")]
     plot: Option<PathBuf>,
+    /// Also report APCER and BPCER at this threshold (repeatable), e.g. one calibrated on
+    /// another set applied to live-only data
+    #[arg(long, value_name = "THRESHOLD")]
+    at: Vec<f32>,
 }
 
 impl EvalArgs {
@@ -175,6 +179,7 @@ pub fn run(ctx: &Context, args: EvalArgs) -> Result<ExitCode> {
             live: a.live,
             attack: a.attack,
             plot: a.plot,
+            at: a.at,
         };
         let (text, json) = liveness::evaluate(ctx, &options)?;
         println!("{}", if ctx.json { json.to_string() } else { text });

@@ -84,6 +84,7 @@ impl Observer for CliObserver {
                     "frames_used": d.frames_used,
                     "track_age_s": d.track_age.as_secs_f64(),
                     "latency_ms": latency.as_secs_f64() * 1000.0,
+                    "fused_similarity": d.fused_similarity,
                     "liveness": d.liveness,
                 })
             );
@@ -93,9 +94,12 @@ impl Observer for CliObserver {
                 Outcome::Unknown => "UNKNOWN".to_string(),
                 Outcome::Spoof => "SPOOF".to_string(),
             };
-            let live = d
+            let mut live = d
                 .liveness
                 .map_or(String::new(), |l| format!(" liveness {l:.3}"));
+            if let Some(f) = d.fused_similarity {
+                live = format!(" fused {f:.3}{live}");
+            }
             println!(
                 "{} {who} track {} similarity {:.3}{live} frames {} at {:.2}s (track age {:.2}s, latency {:.0} ms)",
                 super::log::rfc3339(event.unix_ms),

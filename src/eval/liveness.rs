@@ -92,6 +92,9 @@ pub struct LivenessOptions {
     pub attack: Vec<PathBuf>,
     /// Write the DET curve (BPCER against APCER, log axes) to this PNG.
     pub plot: Option<PathBuf>,
+    /// Further thresholds to report APCER and BPCER at, besides the configured one (e.g. one
+    /// calibrated on another set, applied to live-only data).
+    pub at: Vec<f32>,
 }
 
 /// The pipeline with the configured liveness nets, whether or not `[liveness] enabled`: the
@@ -142,6 +145,11 @@ pub fn evaluate(setup: &Setup, options: &LivenessOptions) -> Result<Report> {
         .iter()
         .map(|&a| (a, at_apcer(&bona, &attack, a)))
         .collect();
+    let extra: Vec<PadPoint> = options
+        .at
+        .iter()
+        .map(|&t| at_threshold(&bona, &attack, t))
+        .collect();
     if let Some(path) = &options.plot {
         if attack.is_empty() {
             bail!("--plot needs --attack: a DET curve has an APCER axis");
@@ -184,6 +192,14 @@ pub fn evaluate(setup: &Setup, options: &LivenessOptions) -> Result<Report> {
         pct(at.apcer),
         pct(at.bpcer)
     );
+    for p in &extra {
+        text += &format!(
+            "\nat threshold {}: APCER {}, BPCER {}",
+            p.threshold,
+            pct(p.apcer),
+            pct(p.bpcer)
+        );
+    }
     for (a, p) in &at_rates {
         text += &match p {
             Some(p) => format!(
@@ -208,6 +224,7 @@ pub fn evaluate(setup: &Setup, options: &LivenessOptions) -> Result<Report> {
         "bona_fide_without_face": bona_missed,
         "attack_without_face": attack_missed,
         "at_threshold": point_json(&at),
+        "at_thresholds": extra.iter().map(point_json).collect::<Vec<_>>(),
         "at_apcer": at_rates.iter().map(|(a, p)| json!({
             "target_apcer": a,
             "point": p.as_ref().map(point_json),

@@ -264,10 +264,11 @@ impl Runner {
         let pipeline = setup.pipeline()?;
         // Which face is found and how it is aligned changes the embedding: key on the settings.
         let settings = format!(
-            "{:?}|{:?}|{:?}",
+            "{:?}|{:?}|{:?}|mirrored {}",
             setup.variants()?.1,
             setup.config.detector,
-            setup.config.low_light
+            setup.config.low_light,
+            setup.config.matching.mirrored_embedding
         );
         let key = CacheKey::new(&pipeline, &settings);
         let path = match (&cache.file, cache.disabled) {
@@ -567,6 +568,7 @@ fn identify(runner: &mut Runner, args: IdentifyOptions) -> Result<Report> {
     let at_threshold = open_set_at(&outcomes, threshold);
     let sizes = size_sweep(runner, &args, &enrol, &enrol_emb, &probes, &probe_emb)?;
     let margin_rows = margin_sweep(&outcomes, &margins, threshold);
+    let rule_rows = template_rules(&by_label, &probes, &probe_emb, &enrolled);
     let rank1 = rank1(&outcomes);
     let at_fpir: Vec<Value> = FPIRS
         .iter()
@@ -651,6 +653,7 @@ fn identify(runner: &mut Runner, args: IdentifyOptions) -> Result<Report> {
     );
     text += &size_text(&operating_point, &sizes);
     text += &margin_text(&margin_rows);
+    text += &template_rules_text(&rule_rows);
     for label in &not_enrolled {
         text += &format!("\n  not enrolled (no face in any gallery photo): {label}");
     }
@@ -677,6 +680,7 @@ fn identify(runner: &mut Runner, args: IdentifyOptions) -> Result<Report> {
         "operating_point": operating_point,
         "gallery_sizes": sizes,
         "margins": margin_rows,
+        "template_rules": rule_rows,
         "configured_threshold": {
             "threshold": threshold,
             "tpir": at_threshold.map(|p| p.tpir),
@@ -1016,6 +1020,161 @@ fn size_sweep(
     Ok(rows)
 }
 
+/// How a person's several templates make one score against a probe.
+#[derive(Clone, Copy)]
+enum TemplateRule {
+    /// The best template (what the gallery does).
+    Max,
+    /// The mean of the two best templates.
+    MeanTop2,
+    /// The template mean, renormalised.
+    Centroid,
+}
+
+impl TemplateRule {
+    const ALL: [(TemplateRule, &'static str); 3] = [
+        (TemplateRule::Max, "max"),
+        (TemplateRule::MeanTop2, "mean of top 2"),
+        (TemplateRule::Centroid, "centroid"),
+    ];
+}
+
+fn unit(v: &[f32]) -> Vec<f32> {
+    let n = v
+        .iter()
+        .map(|x| x * x)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::MIN_POSITIVE);
+    v.iter().map(|x| x / n).collect()
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// One enrolled person's unit templates and their renormalised mean.
+struct PersonTemplates<'a> {
+    label: &'a str,
+    templates: Vec<Vec<f32>>,
+    centroid: Vec<f32>,
+}
+
+/// The open-set outcomes under each template rule, when some person has several templates
+/// (empty otherwise): TPIR at each FPIR target, the threshold swept per rule, since a threshold
+/// derived for one rule means nothing for another.
+fn template_rules(
+    by_label: &BTreeMap<&str, Vec<&Vec<f32>>>,
+    probes: &[(String, PathBuf)],
+    probe_emb: &[Option<Vec<f32>>],
+    enrolled: &HashSet<&str>,
+) -> Vec<Value> {
+    if by_label.values().all(|t| t.len() < 2) {
+        return Vec::new();
+    }
+    let people: Vec<PersonTemplates<'_>> = by_label
+        .iter()
+        .filter(|(_, t)| !t.is_empty())
+        .map(|(label, t)| {
+            let templates: Vec<Vec<f32>> = t.iter().map(|e| unit(e)).collect();
+            let mut mean = vec![0.0; templates[0].len()];
+            for t in &templates {
+                for (m, x) in mean.iter_mut().zip(t) {
+                    *m += x;
+                }
+            }
+            PersonTemplates {
+                label,
+                templates,
+                centroid: unit(&mean),
+            }
+        })
+        .collect();
+    TemplateRule::ALL
+        .iter()
+        .map(|&(rule, name)| {
+            let outcomes: Vec<SearchOutcome> = probes
+                .iter()
+                .zip(probe_emb)
+                .map(|((label, _), e)| {
+                    let mated = label != STRANGER && enrolled.contains(label.as_str());
+                    let Some(e) = e else {
+                        return SearchOutcome {
+                            mated,
+                            rank1_correct: false,
+                            score: f32::NEG_INFINITY,
+                        };
+                    };
+                    let q = unit(e);
+                    let (best, score) = people
+                        .iter()
+                        .map(|PersonTemplates { label: name, templates, centroid }| {
+                            let mut s: Vec<f32> = templates.iter().map(|t| dot(&q, t)).collect();
+                            s.sort_by(|a, b| b.total_cmp(a));
+                            let score = match rule {
+                                TemplateRule::Max => s[0],
+                                TemplateRule::MeanTop2 => {
+                                    s.iter().take(2).sum::<f32>() / s.len().min(2) as f32
+                                }
+                                TemplateRule::Centroid => dot(&q, centroid),
+                            };
+                            (*name, score)
+                        })
+                        .fold(("", f32::NEG_INFINITY), |a, b| if b.1 > a.1 { b } else { a });
+                    SearchOutcome {
+                        mated,
+                        rank1_correct: mated && best.eq_ignore_ascii_case(label),
+                        score,
+                    }
+                })
+                .collect();
+            json!({
+                "rule": name,
+                "rank1": rank1(&outcomes),
+                "tpir_at_fpir": FPIRS.iter().map(|&f| {
+                    let p = tpir_at_fpir(&outcomes, f);
+                    json!({"target_fpir": f, "tpir": p.map(|p| p.tpir), "threshold": p.map(|p| p.threshold)})
+                }).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
+fn template_rules_text(rows: &[Value]) -> String {
+    let pct = |v: &Value| {
+        v.as_f64()
+            .map_or("n/a".into(), |v| format!("{:.2} %", v * 100.0))
+    };
+    let mut text = String::new();
+    if !rows.is_empty() {
+        text += "\n  several templates per person, scored by:";
+    }
+    for r in rows {
+        let at: Vec<String> = r["tpir_at_fpir"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                format!(
+                    "TPIR @ FPIR {:.0e} {} (threshold {})",
+                    p["target_fpir"].as_f64().unwrap_or(f64::NAN),
+                    pct(&p["tpir"]),
+                    p["threshold"]
+                        .as_f64()
+                        .map_or("n/a".into(), |t| format!("{t:.4}"))
+                )
+            })
+            .collect();
+        text += &format!(
+            "\n    {}: rank-1 {}; {}",
+            r["rule"].as_str().unwrap_or("?"),
+            pct(&r["rank1"]),
+            at.join(", ")
+        );
+    }
+    text
+}
+
 /// Margins (best minus second-best person) a margin rule could require.
 const MARGINS: [f32; 5] = [0.0, 0.02, 0.05, 0.08, 0.12];
 
@@ -1233,6 +1392,32 @@ fn person_prefix(stem: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn template_rules_score_as_named() {
+        // A: two templates 90 degrees apart; B: one template. The probe is A's first template.
+        let (a1, a2, b) = (
+            vec![1.0, 0.0, 0.0],
+            vec![0.0, 1.0, 0.0],
+            vec![0.0, 0.0, 1.0],
+        );
+        let by_label = BTreeMap::from([("A", vec![&a1, &a2]), ("B", vec![&b])]);
+        let probes = vec![
+            ("A".to_string(), PathBuf::from("a.jpg")),
+            (STRANGER.to_string(), PathBuf::from("s.jpg")),
+        ];
+        let emb = vec![Some(a1.clone()), Some(vec![0.0, 0.6, 0.8])];
+        let enrolled = HashSet::from(["A", "B"]);
+        let rows = template_rules(&by_label, &probes, &emb, &enrolled);
+        let names: Vec<_> = rows.iter().map(|r| r["rule"].as_str().unwrap()).collect();
+        assert_eq!(names, ["max", "mean of top 2", "centroid"]);
+        for r in &rows {
+            assert_eq!(r["rank1"], 1.0, "{r}");
+        }
+        // One person with one template each: nothing to compare.
+        let single = BTreeMap::from([("A", vec![&a1]), ("B", vec![&b])]);
+        assert!(template_rules(&single, &probes, &emb, &enrolled).is_empty());
+    }
 
     #[test]
     fn person_prefix_strips_numbers_and_conditions() {

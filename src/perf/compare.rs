@@ -23,8 +23,8 @@ use crate::setup::Setup;
 
 /// Camera-like frame size both sides run on.
 const FRAME: (u32, u32) = (640, 480);
-const STAGES: [&str; 8] = [
-    "decode", "pnet", "rnet", "onet", "align", "embed", "search", "total",
+const STAGES: [&str; 9] = [
+    "decode", "pnet", "rnet", "onet", "align", "liveness", "embed", "search", "total",
 ];
 
 /// What `--compare` needs beyond the plain bench's options.
@@ -36,6 +36,8 @@ pub struct CompareOptions {
     pub runs: usize,
     pub gallery_people: usize,
     pub threads: usize,
+    /// Time the liveness stage on both sides when the config enables it (as `run` does).
+    pub liveness: bool,
 }
 
 /// A prepared frame and the group it reports under.
@@ -52,7 +54,7 @@ struct Samples {
 }
 
 /// The stages that are mostly a network run (the Python side times `run()` inside them).
-const INFERENCE: [&str; 4] = ["pnet", "rnet", "onet", "embed"];
+const INFERENCE: [&str; 5] = ["pnet", "rnet", "onet", "liveness", "embed"];
 const GROUPS: [&str; 2] = ["one face", "several faces"];
 
 impl Samples {
@@ -108,6 +110,10 @@ struct Agreement {
     min_iou: f64,
     median_iou: f64,
     min_embedding_cosine: f64,
+    /// Largest |facegate − onnxruntime| liveness score over the matched faces (`None` without
+    /// the liveness stage); it includes the effect of the two sides' slightly different boxes.
+    max_liveness_diff: Option<f64>,
+    median_liveness_diff: Option<f64>,
     /// The all-cores run of facegate found exactly the same boxes as its one-thread run.
     threads_identical: bool,
 }
@@ -121,6 +127,8 @@ pub struct Report {
     frames_several_faces: usize,
     runs: usize,
     embedder: String,
+    /// The liveness nets timed on both sides ("" without the liveness stage).
+    liveness: String,
     gallery: String,
     facegate_load_ms: f64,
     facegate_pnet_plans_ms: f64,
@@ -137,7 +145,7 @@ pub fn run(setup: &Setup, args: &CompareOptions) -> Result<Report> {
     let frames = prepare_frames(&args.data, args.one_face_frames, workdir.path())?;
 
     let started = Instant::now();
-    let mut pipeline = setup.pipeline()?;
+    let mut pipeline = setup.pipeline_live(!args.liveness)?;
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     let started = Instant::now();
     pipeline.detector().prepare(FRAME.0, FRAME.1)?;
@@ -145,6 +153,10 @@ pub fn run(setup: &Setup, args: &CompareOptions) -> Result<Report> {
     let gallery = synthetic_gallery(&pipeline, args.gallery_people)?;
     let embedder = pipeline.embedder().manifest().id.clone();
     let min_face = pipeline.detector().params().min_face;
+    let nets = pipeline
+        .liveness()
+        .map(|l| l.net_names().join(","))
+        .unwrap_or_default();
 
     let all = match args.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -158,12 +170,12 @@ pub fn run(setup: &Setup, args: &CompareOptions) -> Result<Report> {
         pipeline.set_threads(fg_threads);
         let mut ort = OrtSide::start(
             &python,
-            &args.bench_dir,
+            args,
             setup,
             &embedder,
             ort_threads,
-            args.gallery_people,
             min_face,
+            &nets,
         )?;
         versions = ort.versions.clone();
         let mut samples = Samples::default();
@@ -197,16 +209,21 @@ pub fn run(setup: &Setup, args: &CompareOptions) -> Result<Report> {
                         }
                     }
                 }
-                last.push((ours.faces, ours.embeddings, theirs));
+                last.push(FrameResult {
+                    faces: ours.faces,
+                    embeddings: ours.embeddings,
+                    liveness: ours.liveness,
+                    theirs,
+                });
             }
         }
         let ort_load_ms = ort.load_ms;
         let peak = ort.quit()?;
         if fg_threads == 1 {
-            single_faces = last.iter().map(|(d, _, _)| d.clone()).collect();
+            single_faces = last.iter().map(|r| r.faces.clone()).collect();
             agreement = Some(agree(&last));
         } else if let Some(a) = agreement.as_mut() {
-            a.threads_identical = last.iter().zip(&single_faces).all(|((d, _, _), s)| d == s);
+            a.threads_identical = last.iter().zip(&single_faces).all(|(r, s)| &r.faces == s);
         }
         let mut stages = Vec::new();
         for (g, group) in GROUPS.iter().enumerate() {
@@ -246,6 +263,7 @@ pub fn run(setup: &Setup, args: &CompareOptions) -> Result<Report> {
         frames_several_faces: frames.iter().filter(|f| f.group == GROUPS[1]).count(),
         runs: args.runs,
         embedder,
+        liveness: nets.replace(',', "+"),
         gallery: format!("{} people × 5 templates", args.gallery_people),
         facegate_load_ms: load_ms,
         facegate_pnet_plans_ms: plans_ms,
@@ -257,14 +275,22 @@ pub fn run(setup: &Setup, args: &CompareOptions) -> Result<Report> {
     Ok(report)
 }
 
-/// facegate's faces and embeddings of one frame, and the onnxruntime side's reply.
-type FrameResult = (Vec<Detection>, Vec<Vec<f32>>, Value);
-
-/// One frame through facegate: stage times (ms, in STAGES order), faces and embeddings.
-struct Ours {
-    times: [f64; 8],
+/// facegate's faces, embeddings and liveness scores of one frame, and the onnxruntime side's
+/// reply.
+struct FrameResult {
     faces: Vec<Detection>,
     embeddings: Vec<Vec<f32>>,
+    liveness: Vec<Option<f32>>,
+    theirs: Value,
+}
+
+/// One frame through facegate: stage times (ms, in STAGES order), faces, embeddings and
+/// liveness scores.
+struct Ours {
+    times: [f64; 9],
+    faces: Vec<Detection>,
+    embeddings: Vec<Vec<f32>>,
+    liveness: Vec<Option<f32>>,
 }
 
 fn run_facegate(pipeline: &Pipeline, gallery: &Gallery, path: &Path) -> Result<Ours> {
@@ -288,11 +314,17 @@ fn run_facegate(pipeline: &Pipeline, gallery: &Gallery, path: &Path) -> Result<O
             ms(t.detect.rnet),
             ms(t.detect.onet),
             ms(t.align),
+            ms(t.liveness),
             ms(t.embed),
             ms(search),
             ms(total),
         ],
         faces: analysis.faces.iter().map(|f| f.detection).collect(),
+        liveness: analysis
+            .faces
+            .iter()
+            .map(|f| f.liveness.map(|l| l.score))
+            .collect(),
         embeddings: analysis.faces.into_iter().map(|f| f.embedding).collect(),
     })
 }
@@ -309,14 +341,15 @@ struct OrtSide {
 impl OrtSide {
     fn start(
         python: &Path,
-        bench_dir: &Path,
+        options: &CompareOptions,
         setup: &Setup,
         embedder: &str,
         threads: usize,
-        gallery_people: usize,
         min_face: f32,
+        liveness: &str,
     ) -> Result<Self> {
-        let script = bench_dir.join("ort_pipeline.py");
+        let script = options.bench_dir.join("ort_pipeline.py");
+        let gallery_people = options.gallery_people;
         let mut cmd = Command::new(python);
         cmd.arg(&script)
             .arg("--models")
@@ -325,6 +358,7 @@ impl OrtSide {
             .args(["--threads", &threads.to_string()])
             .args(["--gallery-people", &gallery_people.to_string()])
             .args(["--min-face", &min_face.to_string()])
+            .args(["--liveness", liveness])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -514,37 +548,43 @@ fn agree(last: &[FrameResult]) -> Agreement {
         min_iou: f64::NAN,
         median_iou: f64::NAN,
         min_embedding_cosine: f64::NAN,
+        max_liveness_diff: None,
+        median_liveness_diff: None,
         threads_identical: true,
     };
     let mut ious = Vec::new();
     let mut cosines = Vec::new();
-    for (ours, embeddings, theirs) in last {
+    let mut live_diffs = Vec::new();
+    for r in last {
         let empty = Vec::new();
-        let faces = theirs["faces"].as_array().unwrap_or(&empty);
-        let boxes: Vec<([f32; 4], Vec<f32>)> = faces
+        let faces = r.theirs["faces"].as_array().unwrap_or(&empty);
+        let boxes: Vec<([f32; 4], Vec<f32>, Option<f64>)> = faces
             .iter()
             .filter_map(|f| {
                 let b: Vec<f32> = serde_json::from_value(f["box"].clone()).ok()?;
                 let e: Vec<f32> = serde_json::from_value(f["embedding"].clone()).ok()?;
-                Some(([b[0], b[1], b[2], b[3]], e))
+                Some(([b[0], b[1], b[2], b[3]], e, f["liveness"].as_f64()))
             })
             .collect();
-        a.faces_facegate += ours.len();
+        a.faces_facegate += r.faces.len();
         a.faces_onnxruntime += boxes.len();
-        a.same_count += usize::from(ours.len() == boxes.len());
+        a.same_count += usize::from(r.faces.len() == boxes.len());
         let mut used = vec![false; boxes.len()];
-        for (d, e) in ours.iter().zip(embeddings) {
+        for ((d, e), live) in r.faces.iter().zip(&r.embeddings).zip(&r.liveness) {
             let best = boxes
                 .iter()
                 .enumerate()
                 .filter(|(j, _)| !used[*j])
-                .map(|(j, (b, _))| (j, iou(&d.bbox, b)))
+                .map(|(j, (b, _, _))| (j, iou(&d.bbox, b)))
                 .max_by(|x, y| x.1.total_cmp(&y.1));
             if let Some((j, v)) = best.filter(|(_, v)| *v >= 0.5) {
                 used[j] = true;
                 a.matched += 1;
                 ious.push(v);
                 cosines.push(f64::from(cosine(e, &boxes[j].1)));
+                if let (Some(ours), Some(theirs)) = (live, boxes[j].2) {
+                    live_diffs.push((f64::from(*ours) - theirs).abs());
+                }
             }
         }
     }
@@ -552,6 +592,10 @@ fn agree(last: &[FrameResult]) -> Agreement {
         a.min_iou = ious.iter().copied().fold(f64::INFINITY, f64::min);
         a.median_iou = median(&ious);
         a.min_embedding_cosine = cosines.iter().copied().fold(f64::INFINITY, f64::min);
+    }
+    if !live_diffs.is_empty() {
+        a.max_liveness_diff = Some(live_diffs.iter().copied().fold(0.0, f64::max));
+        a.median_liveness_diff = Some(median(&live_diffs));
     }
     a
 }
@@ -604,6 +648,16 @@ impl Report {
         if a.threads_identical { "yes" } else { "NO" }
     )
         .expect("writing to a String");
+        match (a.max_liveness_diff, a.median_liveness_diff) {
+            (Some(max), Some(med)) => writeln!(
+                out,
+                "liveness ({}): |facegate − onnxruntime| score on the matched faces: median {med:.2e}, max {max:.2e} (boxes differ slightly between the sides)",
+                r.liveness
+            ),
+            _ if r.liveness.is_empty() => writeln!(out, "liveness: not timed (off in the config or --no-liveness)"),
+            _ => writeln!(out, "liveness ({}): no matched face with a score on both sides", r.liveness),
+        }
+        .expect("writing to a String");
         writeln!(
         out,
         "model load: facegate {:.0} ms (+ {:.0} ms for the P-Net plans of 640×480), onnxruntime {}",
@@ -644,20 +698,20 @@ impl Report {
             .expect("writing to a String");
             writeln!(
                 out,
-                "| {:<13} | {:<6} | {:>9} | {:>11} | {:>5} | {:>16} |",
+                "| {:<13} | {:<8} | {:>9} | {:>11} | {:>5} | {:>16} |",
                 "frames", "stage", "facegate", "onnxruntime", "ratio", "ort inside run()"
             )
             .expect("writing to a String");
             writeln!(
                 out,
-                "|{:-<15}|{:-<8}|{:->11}|{:->13}|{:->7}|{:->18}|",
+                "|{:-<15}|{:-<10}|{:->11}|{:->13}|{:->7}|{:->18}|",
                 "", "", ":", ":", ":", ":"
             )
             .expect("writing to a String");
             for s in &p.stages {
                 writeln!(
                     out,
-                    "| {:<13} | {:<6} | {:>9.2} | {:>11.2} | {:>5.2} | {:>16} |",
+                    "| {:<13} | {:<8} | {:>9.2} | {:>11.2} | {:>5.2} | {:>16} |",
                     s.group,
                     s.stage,
                     s.facegate_ms,

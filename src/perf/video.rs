@@ -141,7 +141,7 @@ pub fn replay(
         let before = times;
         let mut seen = Vec::new();
         let faces = terminal.observe(&cur, &mut tracker, &mut times, &mut seen, false)?;
-        let step = terminal.decider.step(cur.timestamp, &faces);
+        let step = terminal.decide(cur.timestamp, &faces);
         let wall = started.elapsed();
         let cost = match (cpu_started, thread_cpu()) {
             (Some(a), Some(b)) => b.saturating_sub(a),

@@ -8,6 +8,10 @@
 //! terminal for a while (NIST SP 800-63B rate limiting), and a person accepted moments ago is
 //! not accepted again until their cooldown ends.
 //!
+//! With track fusion (`fuse_track`, on by default), the votes are not enough on their own: the
+//! track's quality-weighted mean embedding over the same window must match the voted person at
+//! the door's threshold too, so a few lucky frames of a look-alike do not open the door.
+//!
 //! With a [`LivenessRule`], a track is decided only when its deciding window also looks live
 //! (mean liveness score at or above the threshold, no frame below the floor); otherwise it is
 //! decided `spoof`, which counts as a failed attempt like an unknown.
@@ -43,6 +47,9 @@ pub struct DecideParams {
     pub max_failures: u32,
     /// ...for this long; nothing is decided meanwhile.
     pub lockout_s: f32,
+    /// Accept only when the window's quality-weighted mean embedding matches the voted person
+    /// as well (see the module comment).
+    pub fuse_track: bool,
     pub quality: QualityGates,
 }
 
@@ -57,6 +64,7 @@ impl Default for DecideParams {
             cooldown_s: 10.0,
             max_failures: 5,
             lockout_s: 30.0,
+            fuse_track: true,
             quality: QualityGates::default(),
         }
     }
@@ -82,6 +90,39 @@ pub struct Observation {
     pub best_similarity: f32,
     /// The face's liveness score (0..1), when it was checked.
     pub liveness: Option<f32>,
+    /// The face's embedding, when it was computed (usable faces), for track fusion.
+    pub embedding: Option<Vec<f32>>,
+}
+
+/// Who an embedding matches at the door's threshold: the gallery search, handed to
+/// [`Decider::step_fused`] so the decider itself stays free of the gallery.
+pub type FusedSearch<'a> = &'a dyn Fn(&[f32]) -> Option<Identity>;
+
+/// How much one frame counts in the track's mean embedding: a turned head and a face smaller
+/// than the embedder's 112-pixel chip (upsampled, so with less detail) count less.
+fn fusion_weight(q: &Quality) -> f32 {
+    q.yaw_deg.to_radians().cos().max(0.0) * (q.face_size / 112.0).clamp(0.0, 1.0)
+}
+
+/// The weighted mean of the window's embeddings, renormalised; `None` without any.
+fn fused_embedding(frames: &VecDeque<Option<(f32, Vec<f32>)>>) -> Option<Vec<f32>> {
+    let mut sum: Option<Vec<f32>> = None;
+    for (w, e) in frames.iter().flatten() {
+        let n = e.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if n <= 0.0 || *w <= 0.0 {
+            continue;
+        }
+        let acc = sum.get_or_insert_with(|| vec![0.0; e.len()]);
+        if acc.len() != e.len() {
+            continue;
+        }
+        for (a, x) in acc.iter_mut().zip(e) {
+            *a += w * x / n;
+        }
+    }
+    let sum = sum?;
+    let n = sum.iter().map(|x| x * x).sum::<f32>().sqrt();
+    (n > 0.0).then(|| sum.iter().map(|x| x / n).collect())
 }
 
 /// When a track's frames count as a live person: the score is averaged over the deciding
@@ -137,6 +178,10 @@ pub struct Decision {
     /// Frame time since the track was first seen.
     #[serde(serialize_with = "secs")]
     pub track_age: Duration,
+    /// Similarity of the track's fused embedding to the person it matched, when track fusion
+    /// was asked and it matched someone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fused_similarity: Option<f32>,
     /// Mean liveness score of the deciding window, when liveness was checked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub liveness: Option<f32>,
@@ -168,6 +213,8 @@ struct Track {
     window: VecDeque<Option<(u32, f32)>>,
     /// The liveness scores of the same frames.
     liveness: VecDeque<f32>,
+    /// The same frames' fusion weights and embeddings.
+    embeddings: VecDeque<Option<(f32, Vec<f32>)>>,
     names: Vec<(u32, String)>,
     /// Usable frames since the track started or last tried.
     usable: usize,
@@ -246,8 +293,21 @@ impl Decider {
         std::mem::take(&mut self.tracks).len()
     }
 
-    /// Feed the faces of the frame taken at `now`. Frame times must not go backwards.
+    /// Feed the faces of the frame taken at `now`, deciding on votes alone. Frame times must not
+    /// go backwards.
     pub fn step(&mut self, now: Duration, faces: &[Observation]) -> Step {
+        self.step_fused(now, faces, None)
+    }
+
+    /// [`Decider::step`], with the gallery search that track fusion needs when `fuse_track` is
+    /// set (without a search, the votes decide alone).
+    pub fn step_fused(
+        &mut self,
+        now: Duration,
+        faces: &[Observation],
+        search: Option<FusedSearch<'_>>,
+    ) -> Step {
+        let search = search.filter(|_| self.params.fuse_track);
         let p = &self.params;
         let timeout = Duration::from_secs_f32(p.track_timeout_s.max(0.0));
         self.tracks
@@ -294,6 +354,7 @@ impl Decider {
                 last_seen: now,
                 window: VecDeque::with_capacity(p.window_frames),
                 liveness: VecDeque::with_capacity(p.window_frames),
+                embeddings: VecDeque::with_capacity(p.window_frames),
                 names: Vec::new(),
                 usable: 0,
                 best_similarity: f32::NEG_INFINITY,
@@ -333,6 +394,14 @@ impl Decider {
                 track.liveness.pop_front();
             }
             track.liveness.extend(face.liveness);
+            if track.embeddings.len() == self.params.window_frames.max(1) {
+                track.embeddings.pop_front();
+            }
+            track.embeddings.push_back(
+                face.embedding
+                    .as_ref()
+                    .map(|e| (fusion_weight(&face.quality), e.clone())),
+            );
             track.window.push_back(face.identity.as_ref().map(|i| {
                 if !track.names.iter().any(|(id, _)| *id == i.person_id) {
                     track.names.push((i.person_id, i.name.clone()));
@@ -349,7 +418,7 @@ impl Decider {
             if self.tracks[ti].last_seen != now || self.tracks[ti].accepted {
                 continue;
             }
-            if let Some(d) = self.try_decide(ti, now) {
+            if let Some(d) = self.try_decide(ti, now, search) {
                 step.decisions.push(d);
             }
             if self.locked_until.is_some() {
@@ -417,7 +486,12 @@ impl Decider {
             .collect()
     }
 
-    fn try_decide(&mut self, ti: usize, now: Duration) -> Option<Decision> {
+    fn try_decide(
+        &mut self,
+        ti: usize,
+        now: Duration,
+        search: Option<FusedSearch<'_>>,
+    ) -> Option<Decision> {
         let p = &self.params;
         let track = &mut self.tracks[ti];
         // The person with the most matching frames in the window (ties: the higher total).
@@ -433,7 +507,16 @@ impl Decider {
                 best = Some((*id, n, sum));
             }
         }
-        let accept = best.filter(|b| b.1 as usize >= p.accept_frames);
+        let voted = best.filter(|b| b.1 as usize >= p.accept_frames);
+        // Fusion confirms the vote: the mean embedding must match the same person.
+        let (accept, fused_similarity) = match (voted, search) {
+            (Some(v), Some(search)) => {
+                let fused = fused_embedding(&track.embeddings).and_then(|e| search(&e));
+                let same = fused.as_ref().is_some_and(|i| i.person_id == v.0);
+                (same.then_some(v), fused.map(|i| i.similarity))
+            }
+            (v, _) => (v, None),
+        };
         if accept.is_none() && track.usable < p.unknown_after_frames.max(1) {
             return None;
         }
@@ -462,6 +545,7 @@ impl Decider {
                 similarity: sum / n as f32,
                 frames_used: n,
                 track_age: now - track.first_seen,
+                fused_similarity,
                 liveness,
             });
         }
@@ -476,12 +560,14 @@ impl Decider {
             similarity: track.best_similarity,
             frames_used: track.usable as u32,
             track_age: now - track.first_seen,
+            fused_similarity,
             liveness,
         };
         // Another try needs as many fresh frames again.
         track.usable = 0;
         track.window.clear();
         track.liveness.clear();
+        track.embeddings.clear();
         track.best_similarity = f32::NEG_INFINITY;
         self.failures += 1;
         if self.failures >= p.max_failures.max(1) {
@@ -522,6 +608,7 @@ mod tests {
             }),
             best_similarity: sim,
             liveness: None,
+            embedding: None,
         }
     }
 
@@ -540,6 +627,107 @@ mod tests {
             .enumerate()
             .flat_map(|(i, f)| d.step(at(start + i as u64), f).decisions)
             .collect()
+    }
+
+    /// Alice's templates point along axis 1; the search matches her at 0.5 (the similarity is
+    /// the cosine, as the gallery's).
+    fn alice_search(e: &[f32]) -> Option<Identity> {
+        (e[1] >= 0.5).then(|| Identity {
+            person_id: 1,
+            name: "alice".into(),
+            similarity: e[1],
+        })
+    }
+
+    fn embedded(mut o: Observation, e: [f32; 3]) -> Observation {
+        o.embedding = Some(e.to_vec());
+        o
+    }
+
+    fn run_fused(d: &mut Decider, frames: &[Vec<Observation>]) -> Vec<Decision> {
+        frames
+            .iter()
+            .enumerate()
+            .flat_map(|(i, f)| d.step_fused(at(i as u64), f, Some(&alice_search)).decisions)
+            .collect()
+    }
+
+    #[test]
+    fn fusion_confirms_a_vote_whose_mean_embedding_matches() {
+        let mut d = Decider::new(DecideParams::default());
+        let frames: Vec<_> = (0..5)
+            .map(|i| {
+                let wobble = if i % 2 == 0 { 0.3 } else { -0.3 };
+                vec![embedded(alice(100.0), [wobble, 0.954, 0.0])]
+            })
+            .collect();
+        let decisions = run_fused(&mut d, &frames);
+        assert_eq!(decisions.len(), 1, "{decisions:?}");
+        assert!(matches!(
+            decisions[0].outcome,
+            Outcome::Accepted { person_id: 1, .. }
+        ));
+        // The wobble cancels out in the mean: the fused face is closer than any one frame.
+        let fused = decisions[0].fused_similarity.expect("fusion ran");
+        assert!(fused > 0.99, "{fused}");
+    }
+
+    #[test]
+    fn votes_whose_mean_embedding_matches_nobody_do_not_open_the_door() {
+        // Five frames just above alice's threshold (0.6) among three far from her: the votes
+        // reach five of eight, but the window's mean embedding is at 0.44, below the threshold,
+        // so the track is decided unknown after 12 usable frames instead.
+        let hits = [
+            true, false, true, false, true, false, true, true, true, false, true, false,
+        ];
+        let frames: Vec<_> = hits
+            .iter()
+            .map(|&hit| {
+                vec![if hit {
+                    embedded(alice(100.0), [0.8, 0.6, 0.0])
+                } else {
+                    embedded(stranger(100.0), [0.0, -0.2, 0.98])
+                }]
+            })
+            .collect();
+        let mut d = Decider::new(DecideParams::default());
+        let decisions = run_fused(&mut d, &frames);
+        assert_eq!(decisions.len(), 1, "{decisions:?}");
+        assert_eq!(decisions[0].outcome, Outcome::Unknown);
+        assert_eq!(decisions[0].at, at(11));
+        // The same frames on votes alone accept alice at the eighth.
+        let mut votes = Decider::new(DecideParams {
+            fuse_track: false,
+            ..DecideParams::default()
+        });
+        let decisions = run_fused(&mut votes, &frames);
+        assert!(matches!(
+            decisions[0].outcome,
+            Outcome::Accepted { person_id: 1, .. }
+        ));
+        assert_eq!(decisions[0].at, at(7));
+        assert_eq!(decisions[0].fused_similarity, None);
+    }
+
+    #[test]
+    fn turned_and_small_faces_count_less_in_the_mean() {
+        let q = good();
+        assert_eq!(fusion_weight(&q), 1.0);
+        let turned = Quality { yaw_deg: 30.0, ..q };
+        let small = Quality {
+            face_size: 70.0,
+            ..q
+        };
+        assert!(fusion_weight(&turned) < 0.9 && fusion_weight(&turned) > 0.8);
+        assert!((fusion_weight(&small) - 0.625).abs() < 1e-6);
+        // A heavier frame pulls the mean its way.
+        let frames = VecDeque::from([Some((1.0, vec![1.0, 0.0])), Some((0.25, vec![0.0, 2.0]))]);
+        let m = fused_embedding(&frames).unwrap();
+        assert!(
+            (m[0] - 0.970_142_5).abs() < 1e-5 && (m[1] - 0.242_535_6).abs() < 1e-5,
+            "{m:?}"
+        );
+        assert_eq!(fused_embedding(&VecDeque::from([None])), None);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::hw::display::{Display, Screen};
 use crate::hw::indicator::{Indicator, Signal};
 use crate::hw::preview::{Preview, PreviewFace};
 use crate::media::frame::Frame;
-use crate::terminal::decide::{Decider, Decision, Identity, Observation, Outcome};
+use crate::terminal::decide::{Decider, Decision, Identity, Observation, Outcome, Step};
 use crate::terminal::events::{Event, EventLog, EventOutcome};
 use crate::terminal::snapshots::Snapshots;
 use crate::vision::align::align_face;
@@ -165,7 +165,32 @@ fn preview_of(
     (!faces.is_empty()).then(|| Preview::new(&frame.image, faces, hint, width, height))
 }
 
+/// The person `embedding` (a track's fused embedding) matches at the door's threshold.
+fn fused_match(gallery: &LiveGallery, door: &Rule, embedding: &[f32]) -> Option<Identity> {
+    let g = gallery.read();
+    match g.best_match(embedding, door.at(g.template_count()).threshold) {
+        Ok(Match::Known(c)) => Some(Identity {
+            person_id: c.person_id,
+            name: c.name.to_string(),
+            similarity: c.similarity,
+        }),
+        Ok(Match::Unknown { .. }) => None,
+        Err(e) => {
+            log::warn!("track fusion: {e}");
+            None
+        }
+    }
+}
+
 impl Terminal<'_> {
+    /// Feed one analysed frame's faces to the decider, with track fusion searching the
+    /// gallery as it is now, at the door's threshold for its size.
+    pub fn decide(&mut self, at: Duration, faces: &[Observation]) -> Step {
+        let (gallery, door) = (self.gallery, &self.door);
+        let fused = |e: &[f32]| fused_match(gallery, door, e);
+        self.decider.step_fused(at, faces, Some(&fused))
+    }
+
     fn show(&mut self, screen: &Screen) {
         if let Some(d) = self.display.as_mut() {
             if let Err(e) = d.show(screen) {
@@ -221,6 +246,7 @@ impl Terminal<'_> {
             // liveness nor an embedding for the door (the decider ignores it), unless someone
             // else looking at the same camera (face login) wants every face.
             let settled = !every_face && self.decider.is_settled(&det.bbox);
+            let mut kept = None;
             let (identity, best) = if gates.check(&quality).is_some() || settled {
                 seen.push(SeenFace {
                     bbox: det.bbox,
@@ -251,6 +277,7 @@ impl Terminal<'_> {
                     embedding: Some(embedding.clone()),
                     live: verdict.map(|l| l.live),
                 });
+                kept = Some(embedding.clone());
                 // One read per face: a writer swapping in a new gallery never waits for a frame.
                 let matched = {
                     let g = self.gallery.read();
@@ -292,6 +319,7 @@ impl Terminal<'_> {
                 identity,
                 best_similarity: best,
                 liveness,
+                embedding: kept,
             });
         }
         Ok(out)
@@ -427,7 +455,7 @@ impl Terminal<'_> {
                 &mut seen,
                 every_face,
             )?;
-            let step = self.decider.step(frame.timestamp, &faces);
+            let step = self.decide(frame.timestamp, &faces);
             report.analyse += read_at.elapsed();
             observer.analysed(&AnalysedFrame {
                 index: frame.index,

@@ -21,6 +21,8 @@ pub enum EmbedError {
 pub struct Embedder {
     manifest: EmbedderManifest,
     plan: Plan,
+    /// Embed the mirrored chip too (flip test-time augmentation).
+    mirrored: bool,
 }
 
 impl Embedder {
@@ -35,7 +37,11 @@ impl Embedder {
         let [_, c, h, w] = manifest.input_shape;
         let shape = [1.to_dim(), c.to_dim(), h.to_dim(), w.to_dim()];
         let plan = optimise(model, &shape, &dir.root().join(&manifest.file))?;
-        Ok(Self { manifest, plan })
+        Ok(Self {
+            manifest,
+            plan,
+            mirrored: false,
+        })
     }
 
     pub fn manifest(&self) -> &EmbedderManifest {
@@ -66,8 +72,27 @@ impl Embedder {
         self.manifest.output_dim
     }
 
-    /// Embed one aligned chip; the result has unit L2 norm.
+    /// Also embed the mirrored chip, and return the normalised mean of both vectors.
+    pub fn set_mirrored(&mut self, mirrored: bool) {
+        self.mirrored = mirrored;
+    }
+
+    pub fn mirrored(&self) -> bool {
+        self.mirrored
+    }
+
+    /// Embed one aligned chip (and its mirror image, when set); the result has unit L2 norm.
     pub fn embed(&self, chip: &RgbImage) -> Result<Vec<f32>, EmbedError> {
+        let direct = self.embed_once(chip)?;
+        if !self.mirrored {
+            return Ok(direct);
+        }
+        let mirror = self.embed_once(&image::imageops::flip_horizontal(chip))?;
+        let sum: Vec<f32> = direct.iter().zip(&mirror).map(|(a, b)| a + b).collect();
+        l2_normalised(&sum)
+    }
+
+    fn embed_once(&self, chip: &RgbImage) -> Result<Vec<f32>, EmbedError> {
         let (w, h) = (chip.width() as usize, chip.height() as usize);
         let mut input = vec![0.0f32; 3 * w * h];
         normalise_rgb_into(

@@ -133,6 +133,11 @@ impl Pipeline {
         &self.embedder
     }
 
+    /// See [`Embedder::set_mirrored`].
+    pub fn set_mirrored_embedding(&mut self, mirrored: bool) {
+        self.embedder.set_mirrored(mirrored);
+    }
+
     /// Check every described face for liveness (`None`: no check).
     pub fn set_liveness(&mut self, liveness: Option<Liveness>) {
         self.liveness = liveness;

@@ -125,3 +125,33 @@ pub fn facegate() -> Command {
 pub fn test_key_file() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("facegate-test-keys/gallery.key")
 }
+
+/// `../shared/pad/nuaa_dev` beside the checkout (live and printed-photo frames), if present.
+pub fn nuaa_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pad/nuaa_dev");
+    dir.join("live").is_dir().then_some(dir)
+}
+
+/// One NUAA subject's frames of one kind (`live` or `attack`: printed photos of them), in name
+/// order (sessions, then picture number).
+pub fn nuaa_frames(pad: &Path, kind: &str, subject: &str) -> Vec<PathBuf> {
+    images_in(&pad.join(kind))
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("{subject}_"))
+        })
+        .collect()
+}
+
+/// A folder `root/name` of numbered symlinks to `frames`, for the folder frame source.
+pub fn linked_frames(root: &Path, name: &str, frames: &[PathBuf]) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        std::os::unix::fs::symlink(f, dir.join(format!("{i:04}.jpg"))).unwrap();
+    }
+    dir
+}
