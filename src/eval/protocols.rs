@@ -621,7 +621,6 @@ fn identify(runner: &mut Runner, args: IdentifyOptions) -> Result<Report> {
         &probes.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>(),
         &probe_emb,
     );
-    let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{:.2} %", v * 100.0));
     let mut text = format!(
         "gallery of {} people ({} templates from {} images, {} without a face); {} probes: {mated} enrolled, {strangers} strangers ({} without a face)\n",
         gallery.len(),
@@ -631,7 +630,7 @@ fn identify(runner: &mut Runner, args: IdentifyOptions) -> Result<Report> {
         probes.len(),
         probe_missed.len()
     );
-    text += &format!("  rank-1 (closed set): {}\n", pct(rank1));
+    text += &format!("  rank-1 (closed set): {}\n", percent(rank1));
     for &fpir in &FPIRS {
         text += &match tpir_at_fpir(&outcomes, fpir) {
             Some(p) => format!(
@@ -648,8 +647,8 @@ fn identify(runner: &mut Runner, args: IdentifyOptions) -> Result<Report> {
     }
     text += &format!(
         "  at the configured threshold {threshold:.4}: TPIR {}, FPIR {}",
-        pct(at_threshold.map(|p| p.tpir)),
-        pct(at_threshold.map(|p| p.fpir))
+        percent(at_threshold.map(|p| p.tpir)),
+        percent(at_threshold.map(|p| p.fpir))
     );
     text += &size_text(&operating_point, &sizes);
     text += &margin_text(&margin_rows);
@@ -1039,18 +1038,14 @@ impl TemplateRule {
     ];
 }
 
+/// `v` at unit length (a vector without a direction is kept as it is: it scores 0 anyway).
 fn unit(v: &[f32]) -> Vec<f32> {
-    let n = v
-        .iter()
-        .map(|x| x * x)
-        .sum::<f32>()
-        .sqrt()
-        .max(f32::MIN_POSITIVE);
-    v.iter().map(|x| x / n).collect()
+    l2_normalised(v).unwrap_or_else(|_| v.to_vec())
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+/// A rate as a percentage, or "n/a" when there is none.
+fn percent(v: Option<f64>) -> String {
+    v.map_or("n/a".into(), |v| format!("{:.2} %", v * 100.0))
 }
 
 /// One enrolled person's unit templates and their renormalised mean.
@@ -1109,14 +1104,14 @@ fn template_rules(
                     let (best, score) = people
                         .iter()
                         .map(|PersonTemplates { label: name, templates, centroid }| {
-                            let mut s: Vec<f32> = templates.iter().map(|t| dot(&q, t)).collect();
+                            let mut s: Vec<f32> = templates.iter().map(|t| cosine(&q, t)).collect();
                             s.sort_by(|a, b| b.total_cmp(a));
                             let score = match rule {
                                 TemplateRule::Max => s[0],
                                 TemplateRule::MeanTop2 => {
                                     s.iter().take(2).sum::<f32>() / s.len().min(2) as f32
                                 }
-                                TemplateRule::Centroid => dot(&q, centroid),
+                                TemplateRule::Centroid => cosine(&q, centroid),
                             };
                             (*name, score)
                         })
@@ -1141,10 +1136,7 @@ fn template_rules(
 }
 
 fn template_rules_text(rows: &[Value]) -> String {
-    let pct = |v: &Value| {
-        v.as_f64()
-            .map_or("n/a".into(), |v| format!("{:.2} %", v * 100.0))
-    };
+    let pct = |v: &Value| percent(v.as_f64());
     let mut text = String::new();
     if !rows.is_empty() {
         text += "\n  several templates per person, scored by:";
@@ -1208,10 +1200,7 @@ fn margin_sweep(outcomes: &[SearchOutcome], margins: &[f32], threshold: f32) -> 
 }
 
 fn margin_text(rows: &[Value]) -> String {
-    let pct = |v: &Value| {
-        v.as_f64()
-            .map_or("n/a".into(), |v| format!("{:.2} %", v * 100.0))
-    };
+    let pct = |v: &Value| percent(v.as_f64());
     let mut text = "\n  margin rule (best minus second-best person at least):".to_string();
     for r in rows {
         let at_fpir: Vec<String> = r["tpir_at_fpir"]
@@ -1247,14 +1236,13 @@ fn size_text(op: &OperatingPoint, rows: &[SizeRow]) -> String {
             .map_or(String::new(), |t| format!(" (target {t:.0e} per attempt)"))
     );
     for r in rows {
-        let pct = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{:.2} %", v * 100.0));
         text += &format!(
             "\n  gallery of {:>5} people: threshold {:.4}, TPIR {} of {} mated, FPIR {} ({} of {} strangers)",
             r.people,
             r.threshold,
-            pct(r.tpir),
+            percent(r.tpir),
             r.mated,
-            pct(r.fpir),
+            percent(r.fpir),
             r.false_accepts,
             r.strangers
         );
