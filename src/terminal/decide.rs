@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::vision::embed::l2_normalised;
 use crate::vision::liveness::LivenessParams;
 // The quality gates and hints are the vision core's; the decider applies them.
 use crate::vision::quality::Quality;
@@ -120,9 +121,7 @@ fn fused_embedding(frames: &VecDeque<Option<(f32, Vec<f32>)>>) -> Option<Vec<f32
             *a += w * x / n;
         }
     }
-    let sum = sum?;
-    let n = sum.iter().map(|x| x * x).sum::<f32>().sqrt();
-    (n > 0.0).then(|| sum.iter().map(|x| x / n).collect())
+    l2_normalised(&sum?).ok()
 }
 
 /// When a track's frames count as a live person: the score is averaged over the deciding

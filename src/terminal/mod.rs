@@ -277,12 +277,12 @@ impl Terminal<'_> {
                     embedding: Some(embedding.clone()),
                     live: verdict.map(|l| l.live),
                 });
-                kept = Some(embedding.clone());
                 // One read per face: a writer swapping in a new gallery never waits for a frame.
                 let matched = {
                     let g = self.gallery.read();
                     g.best_match(&embedding, self.door.at(g.template_count()).threshold)?
                 };
+                kept = Some(embedding);
                 match matched {
                     Match::Known(c) => (
                         Some(Identity {
