@@ -59,11 +59,7 @@ fn run(gallery: &Path, source: &Path, work: &Path, extra: &[&str]) -> Vec<Value>
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "facegate run failed: {stderr}");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::json_lines(&out.stdout)
 }
 
 #[test]
@@ -211,11 +207,7 @@ fn identify_and_embed_report_liveness() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let lines: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<Value> = common::json_lines(&out.stdout);
     let live_score = lines[0]["faces"][0]["liveness"]["score"].as_f64().unwrap();
     let attack_score = lines[1]["faces"][0]["liveness"]["score"].as_f64().unwrap();
     assert!(live_score > attack_score, "{lines:?}");

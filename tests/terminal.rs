@@ -110,11 +110,7 @@ fn run_terminal(data: &Path, work: &Path, source: &str, extra: &[&str]) -> Run {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "facegate run failed: {stderr}");
-    let decisions = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let decisions = common::json_lines(&out.stdout);
     Run { decisions, stderr }
 }
 
@@ -204,11 +200,7 @@ fn the_two_enrolled_people_are_let_in_and_nobody_else() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let logged: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let logged: Vec<Value> = common::json_lines(&out.stdout);
     assert_eq!(logged.len(), run.decisions.len());
     for (l, d) in logged.iter().zip(&run.decisions) {
         for key in ["outcome", "name", "person_id", "track", "frames_used"] {
@@ -268,11 +260,7 @@ fn a_stranger_is_refused_and_photographed() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let decisions: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let decisions: Vec<Value> = common::json_lines(&out.stdout);
     assert!(accepted_names(&decisions).is_empty(), "{decisions:#?}");
     let unknown = decisions
         .iter()

@@ -69,11 +69,7 @@ fn run(data: &Path, work: &Path, frames: &Path, config: &str, extra: &[&str]) ->
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "{stderr}");
-    let decisions = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let decisions = common::json_lines(&out.stdout);
     Run { decisions, stderr }
 }
 
@@ -211,11 +207,7 @@ fn a_stranger_is_refused_with_tracking_as_without() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stderr}");
-        let decisions: Vec<Value> = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let decisions: Vec<Value> = common::json_lines(&out.stdout);
         assert!(
             decisions.iter().all(|d| d["outcome"] != "accepted"),
             "{config:?}: {decisions:#?}"

@@ -155,3 +155,11 @@ pub fn linked_frames(root: &Path, name: &str, frames: &[PathBuf]) -> PathBuf {
     }
     dir
 }
+
+/// One JSON value per line of a command's output (`--json` decisions, log records).
+pub fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
